@@ -1,0 +1,132 @@
+"""The Trainer callback: starts the run on global rank 0, logs every metric, ends the run.
+
+Imported only from the trainer-builder wrapper, when transformers is already loaded.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, MutableMapping, Optional
+
+from transformers import TrainerCallback
+
+from swanlab_autopatch import log, run, run_config
+from swanlab_autopatch.settings import SwanLabSettings
+
+# Summary values the Trainer logs once at the end; transformers' tracker callbacks file
+# them under single_value/ instead of drawing a one-point chart.
+SINGLE_VALUES = frozenset({"train_runtime", "train_samples_per_second", "train_steps_per_second",
+                           "train_loss", "total_flos"})
+
+
+def _number(value: Any) -> Optional[float]:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:  # numpy / torch scalars
+        try:
+            item = value.item()
+        except Exception:
+            return None
+        return item if isinstance(item, (int, float)) and not isinstance(item, bool) else None
+    return None
+
+
+def metric_name(key: str) -> str:
+    """The name transformers' tracker integrations give a Trainer log key."""
+    if key in SINGLE_VALUES:
+        return f"single_value/{key}"
+    if key.startswith("eval_"):
+        return "eval/" + key[len("eval_"):]
+    if key.startswith("test_"):
+        return "test/" + key[len("test_"):]
+    return "train/" + key
+
+
+def to_metrics(logs: Mapping[str, Any]) -> dict[str, float]:
+    """Numeric log values under their tracker names; anything else is skipped."""
+    out = {}
+    for key, value in (logs or {}).items():
+        number = _number(value)
+        if number is not None and isinstance(key, str) and key:
+            out[metric_name(key)] = number
+    return out
+
+
+class SwanLabAutopatchCallback(TrainerCallback):
+    """Logs one Axolotl training job to one SwanLab run."""
+
+    def __init__(self, settings: SwanLabSettings, cfg: MutableMapping[str, Any]):
+        self.settings = settings
+        self.cfg = cfg
+        self._media_logged = False
+
+    # -- run lifecycle -----------------------------------------------------------------
+
+    def _ensure_run(self, args: Any, state: Any, model: Any, resuming: bool = False) -> bool:
+        if not getattr(state, "is_world_process_zero", True):
+            return False
+        if run.active():
+            return True
+        try:
+            config = run_config.build(self.cfg, args=args, model=model)
+        except Exception as exc:  # the run is worth more than a complete config
+            log.debug(f"config build failed: {exc!r}")
+            config = {"framework": "axolotl"}
+        request = run.StartRequest(
+            settings=self.settings, config=config,
+            output_dir=getattr(args, "output_dir", None) or self.cfg.get("output_dir"),
+            resuming=resuming, resume_step=int(getattr(state, "global_step", 0) or 0))
+        started = run.start(request)
+        if started and not self._media_logged:
+            self._media_logged = True
+            self._log_texts(args)
+        return started
+
+    def _log_texts(self, args: Any) -> None:
+        try:
+            import swanlab
+
+            items = {}
+            text = run_config.yaml_text(self.cfg)
+            if text:
+                items["axolotl_config"] = swanlab.Text(text, caption="Axolotl config (redacted)")
+            ds_text = run_config.deepspeed_text(self.cfg, args)
+            if ds_text:
+                items["deepspeed_config"] = swanlab.Text(ds_text, caption="DeepSpeed config")
+            run.log_media(items)
+        except Exception as exc:
+            log.debug(f"config text logging failed: {exc!r}")
+
+    def _resuming(self, state: Any) -> bool:
+        return bool(self.cfg.get("resume_from_checkpoint")) or \
+            int(getattr(state, "global_step", 0) or 0) > 0
+
+    # -- Trainer events (each contained: the Trainer never sees our errors) ----------------
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        try:
+            self._ensure_run(args, state, model, resuming=self._resuming(state))
+        except Exception as exc:
+            log.warning(f"SwanLab callback failed at train begin: {exc!r}", once="cb-begin")
+
+    def on_log(self, args, state, control, logs=None, model=None, **kwargs):
+        try:
+            if logs and self._ensure_run(args, state, model):
+                run.log_metrics(to_metrics(logs), int(state.global_step))
+        except Exception as exc:
+            log.warning(f"SwanLab callback failed to log: {exc!r}", once="cb-log")
+
+    def on_save(self, args, state, control, **kwargs):
+        try:
+            if getattr(state, "is_world_process_zero", True) and run.active():
+                run.update_config({"last_checkpoint_step": int(state.global_step)})
+        except Exception as exc:
+            log.debug(f"on_save failed: {exc!r}")
+
+    def on_train_end(self, args, state, control, **kwargs):
+        try:
+            if getattr(state, "is_world_process_zero", True):
+                run.finish("success")
+        except Exception as exc:
+            log.warning(f"SwanLab callback failed at train end: {exc!r}", once="cb-end")
+

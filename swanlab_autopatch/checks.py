@@ -1,0 +1,145 @@
+"""Checks on a configuration that warn but never stop training: other trackers, the API key,
+and Axolotl's own SwanLab plugin."""
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional
+from urllib.parse import urlsplit
+
+from swanlab_autopatch.settings import SwanLabSettings
+
+# The names under which a config can list Axolotl's own plugin (0.8+ also retries a name
+# with the `axolotl.integrations.` prefix; 0.21 accepts `module:Class`).
+UPSTREAM_PLUGIN_NAMES = frozenset({
+    "axolotl.integrations.swanlab.SwanLabPlugin",
+    "axolotl.integrations.swanlab:SwanLabPlugin",
+    "swanlab.SwanLabPlugin",
+    "swanlab:SwanLabPlugin",
+    "integrations.swanlab.SwanLabPlugin",
+})
+DEFAULT_API_HOST = "https://api.swanlab.cn"
+OVERHEAD_PER_LOGGER = 1.5  # percent per training step, as the integration document quotes
+
+
+def named_upstream_plugin(cfg: Mapping[str, Any]) -> Optional[str]:
+    """The entry of ``plugins:`` that names Axolotl's SwanLab plugin, if any."""
+    plugins = cfg.get("plugins") or []
+    if isinstance(plugins, str):
+        plugins = [plugins]
+    for entry in plugins:
+        if isinstance(entry, str) and entry.strip() in UPSTREAM_PLUGIN_NAMES:
+            return entry
+    return None
+
+
+def upstream_plugin_available() -> bool:
+    """True when the installed Axolotl ships its own SwanLab plugin (0.13.1 and later)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("axolotl.integrations.swanlab") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _on(cfg: Mapping[str, Any], *keys: str) -> bool:
+    return any(bool(cfg.get(k)) for k in keys)
+
+
+def active_loggers(cfg: Mapping[str, Any], swanlab: bool) -> list[str]:
+    """Every experiment tracker the final config turns on, derived the way Axolotl's
+    setup_*_env_vars derive their flags (a project name alone turns a tracker on)."""
+    names = []
+    if swanlab:
+        names.append("SwanLab")
+    if _on(cfg, "use_wandb", "wandb_project"):
+        names.append("WandB")
+    if _on(cfg, "use_mlflow", "mlflow_experiment_name"):
+        names.append("MLflow")
+    if _on(cfg, "use_comet", "comet_project_name"):
+        names.append("Comet")
+    if _on(cfg, "use_tensorboard"):
+        names.append("TensorBoard")
+    if _on(cfg, "use_trackio", "trackio_project_name"):
+        names.append("Trackio")
+    return names
+
+
+def multi_logger_messages(names: list[str]) -> list[tuple[str, str]]:
+    """(level, message) pairs for the overhead warning; empty for one tracker or none."""
+    count = len(names)
+    if count < 2:
+        return []
+    overhead = f"~{count * OVERHEAD_PER_LOGGER:.1f}%"
+    listed = ", ".join(names)
+    if count == 2:
+        return [("warning",
+                 f"Multiple logging tools enabled: {listed}. Expected overhead: {overhead} per "
+                 "training step. For production runs keep one tracker (set the others' "
+                 "use_* key to false).")]
+    return [("error",
+             f"{count} logging tools enabled simultaneously! ({listed}) Expected overhead: "
+             f"{overhead} per training step. STRONGLY RECOMMEND: Disable all but ONE logging "
+             "tool.")]
+
+
+def normalize_host(host: Optional[str]) -> Optional[str]:
+    """``scheme://host[:port]`` as SwanLab stores it (https by default, no path)."""
+    if not host:
+        return None
+    text = host.strip()
+    if "://" not in text:
+        text = "https://" + text
+    parts = urlsplit(text)
+    return f"{parts.scheme}://{parts.netloc}".rstrip("/").lower()
+
+
+def _netrc_files(env: Mapping[str, str]) -> list[Path]:
+    root = env.get("SWANLAB_ROOT") or env.get("SWANLAB_SAVE_DIR") or str(Path.home() / ".swanlab")
+    return [Path.cwd() / ".swanlab" / ".netrc", Path(root) / ".netrc"]
+
+
+def _saved_login(api_host: str, env: Mapping[str, str]) -> Optional[tuple[str, Path]]:
+    for path in _netrc_files(env):
+        try:
+            if not path.is_file():
+                continue
+            entries = netrc.netrc(str(path)).hosts
+        except (OSError, netrc.NetrcParseError):
+            continue
+        for machine, (_login, _account, password) in entries.items():
+            if password and normalize_host(machine.removesuffix("/api")) == api_host:
+                return password, path
+    return None
+
+
+def find_api_key(settings: SwanLabSettings,
+                 env: Mapping[str, str] | None = None) -> tuple[Optional[str], str]:
+    """The API key SwanLab would use and where it comes from, without any network call.
+
+    Order: ``swanlab_api_key`` in the config, ``SWANLAB_API_KEY``, a saved ``swanlab login``
+    for the same API host. Returns (None, "") when there is none.
+    """
+    env = os.environ if env is None else env
+    key = settings.secret("swanlab_api_key")
+    if key:
+        return key, "swanlab_api_key in the config"
+    key = env.get("SWANLAB_API_KEY", "").strip().strip("'\"")
+    if key:
+        return key, "the SWANLAB_API_KEY environment variable"
+    api_host = normalize_host(settings.swanlab_api_host) or DEFAULT_API_HOST
+    saved = _saved_login(api_host, env)
+    if saved:
+        return saved[0], f"a saved `swanlab login` ({saved[1]})"
+    return None, ""
+
+
+NO_KEY_WARNING = (
+    "SwanLab cloud mode enabled but no API key found. Ways out: (1) export "
+    "SWANLAB_API_KEY=your-api-key, (2) add `swanlab_api_key: your-api-key` to the config (less "
+    "secure), (3) run `swanlab login` once before training, (4) use `swanlab_mode: local` (or "
+    "offline) to track on this machine only. Without a key this run is recorded offline and "
+    "can be uploaded later with `swanlab sync`."
+)

@@ -1,0 +1,185 @@
+"""What happens to the swanlab keys between the YAML and the Trainer.
+
+The wrappers call in here; nothing here knows about wrapt. Data flows one way: the raw keys
+are parsed once (before Axolotl's schema drops them), the normalised public keys are put back
+into the validated cfg, the secrets stay in this process's memory for login, and the messages
+are shown once per loaded config.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, MutableMapping, Optional
+
+from swanlab_autopatch import checks, log, rank
+from swanlab_autopatch.settings import (SECRET_KEYS, ParseResult, SwanLabConfigError, given_keys,
+                                        parse)
+
+
+@dataclass
+class Record:
+    """One parsed configuration, remembered for the builder and the messages."""
+
+    result: Optional[ParseResult]  # None when the config has no swanlab keys
+    stand_down: bool = False  # Axolotl's own plugin handles this run
+    dropped_plugin: Optional[str] = None  # a `plugins:` entry removed because it cannot load
+    announced: bool = False
+
+
+_records: dict[int, Record] = {}
+_latest: Optional[Record] = None
+
+
+def _remember(cfg: Any, record: Record) -> None:
+    global _latest
+    _records.clear()  # one training per process at a time; keep memory flat
+    _records[id(cfg)] = record
+    _latest = record
+
+
+def record_for(cfg: Any) -> Optional[Record]:
+    """The record of a validated cfg (by identity), else the latest one when the cfg carries
+    the same project (a copy made by user code), else None."""
+    found = _records.get(id(cfg))
+    if found is not None:
+        return found
+    if _latest is not None and _latest.result is not None and cfg is not None:
+        if cfg.get("swanlab_project") == _latest.result.settings.swanlab_project:
+            return _latest
+    return None
+
+
+def _upstream_state(cfg: MutableMapping[str, Any]) -> tuple[bool, Optional[str]]:
+    """(stand down, entry to drop) for a raw cfg that may name Axolotl's own plugin."""
+    entry = checks.named_upstream_plugin(cfg)
+    if entry is None:
+        return False, None
+    if checks.upstream_plugin_available():
+        return True, None
+    return False, entry
+
+
+def drop_unloadable_plugin(cfg: MutableMapping[str, Any]) -> Optional[str]:
+    """Remove a `plugins:` entry naming Axolotl's SwanLab plugin where this Axolotl has none,
+    so Axolotl neither fails nor complains; this package does the job instead."""
+    stand_down, entry = _upstream_state(cfg)
+    if entry is None or stand_down:
+        return None
+    plugins = cfg.get("plugins")
+    if isinstance(plugins, str):
+        plugins = [plugins]
+    cfg["plugins"] = [p for p in plugins if p != entry]
+    return entry
+
+
+def before_validate(cfg: MutableMapping[str, Any]) -> Record:
+    """Parse the raw swanlab keys (raises SwanLabConfigError on bad input)."""
+    stand_down, _ = _upstream_state(cfg)
+    if stand_down:
+        return Record(result=None, stand_down=True)
+    dropped = drop_unloadable_plugin(cfg)
+    if not given_keys(cfg):
+        return Record(result=None, dropped_plugin=dropped)
+    result = parse(cfg)
+    if result.settings.tracking and not _swanlab_installed():
+        raise SwanLabConfigError(
+            "swanlab", "SwanLab is not installed, but the config asks for SwanLab tracking. "
+            "Install it with `pip install swanlab`, or remove the swanlab_* keys.")
+    return Record(result=result, dropped_plugin=dropped)
+
+
+def _swanlab_installed() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("swanlab") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def after_validate(record: Record, validated: MutableMapping[str, Any]) -> None:
+    """Put the normalised keys back into Axolotl's validated cfg, without any secret."""
+    if record.stand_down:
+        # Axolotl's plugin keeps the keys; keep the key out of the printed cfg and hand it to
+        # SwanLab the way SwanLab really reads it (its init ignores an api_key argument).
+        key = validated.pop("swanlab_api_key", None) if hasattr(validated, "pop") else None
+        if key and not os.environ.get("SWANLAB_API_KEY"):
+            os.environ["SWANLAB_API_KEY"] = str(key)
+    elif record.result is not None:
+        for secret in SECRET_KEYS:
+            validated.pop(secret, None)
+        validated.update(record.result.settings.public_keys())
+    _remember(validated, record)
+
+
+def ensure_parsed(cfg: MutableMapping[str, Any]) -> None:
+    """For configs that reach normalize_config without our validate wrapper (Ray workers):
+    parse what they carry so the builder finds settings."""
+    if record_for(cfg) is None and given_keys(cfg):
+        record = before_validate(cfg)
+        after_validate(record, cfg)
+
+
+def announce(cfg: MutableMapping[str, Any]) -> None:
+    """The messages of a loaded config, once per load, on global rank 0."""
+    record = record_for(cfg)
+    if record is None or record.announced:
+        return
+    record.announced = True
+    if record.stand_down:
+        log.info("Axolotl's own SwanLab plugin is listed in `plugins:`; swanlab-autopatch stands "
+                 "down for this run (no second run, no second callback).")
+        return
+    if record.dropped_plugin:
+        log.info(f"This Axolotl has no SwanLab plugin of its own: the `plugins:` entry "
+                 f"'{record.dropped_plugin}' is ignored and swanlab-autopatch tracks the run.")
+    result = record.result
+    if result is None:
+        return
+    for key, suggestion in result.typos:
+        hint = f" Did you mean '{suggestion}'?" if suggestion else ""
+        log.warning(f"Unknown SwanLab key '{key}' is ignored.{hint}")
+    settings = result.settings
+    if result.explicitly_disabled:
+        others = [k for k in result.given if k != "use_swanlab"]
+        if others:
+            log.info("use_swanlab is false: SwanLab tracking is off and the other swanlab_* "
+                     f"keys ({', '.join(others)}) are ignored.")
+        return
+    if not settings.enabled:
+        return
+    if result.auto_enabled:
+        log.info("SwanLab tracking enabled because swanlab_project is set "
+                 "(use_swanlab: true is implied).")
+    for key, var in result.from_env.items():
+        log.info(f"{key} taken from the environment variable {var}.")
+    if settings.swanlab_mode == "disabled":
+        log.info("swanlab_mode is disabled: nothing is tracked and nothing is written.")
+        return
+    if settings.swanlab_mode == "cloud" and checks.find_api_key(settings)[0] is None:
+        log.warning(checks.NO_KEY_WARNING)
+    if settings.swanlab_log_model:
+        log.info("swanlab_log_model has no effect yet: SwanLab does not store model "
+                 "checkpoints. Checkpoints stay in output_dir.")
+    if settings.swanlab_lark_webhook_url and not settings.swanlab_lark_secret:
+        log.warning("The Lark webhook has no secret configured (swanlab_lark_secret); anyone "
+                    "with the URL can post to the group. Set a signing secret in Lark.")
+    for level, message in checks.multi_logger_messages(checks.active_loggers(cfg, True)):
+        getattr(log, level)(message)
+    where = rank.current()
+    if where.distributed:
+        if where.is_main:
+            log.info(f"Distributed training detected (world_size={where.world_size})")
+            log.info(f"SwanLab mode: {settings.swanlab_mode}")
+            log.info("Only rank 0 will initialize SwanLab")
+            log.info("Other ranks will skip SwanLab to avoid conflicts")
+        else:
+            log.debug(f"rank {where.rank} of {where.world_size}: SwanLab is left to rank 0")
+
+
+def secrets_for_messages() -> list[str]:
+    """Every secret value this process knows, to scrub from any text we print."""
+    if _latest is None or _latest.result is None:
+        return []
+    settings = _latest.result.settings
+    return [s for s in (settings.secret(k) for k in SECRET_KEYS) if s]

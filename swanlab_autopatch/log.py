@@ -1,0 +1,85 @@
+"""The package's messages: one logger, one prefix, printed on global rank 0 only.
+
+Axolotl configures logging for its own namespace; ours has its own stderr handler so a message
+shows up whatever the host configured, and is never duplicated through the root logger.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+PREFIX = "[swanlab-autopatch]"
+_logger: logging.Logger | None = None
+_said: set[str] = set()
+
+
+def _debug_on() -> bool:
+    return os.environ.get("SWANLAB_AUTOPATCH_DEBUG", "").strip().lower() not in (
+        "", "0", "false", "no", "off")
+
+
+class _Stderr(logging.StreamHandler):
+    """Resolve sys.stderr at emit time: tests and tools swap it after we start."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def logger() -> logging.Logger:
+    global _logger
+    if _logger is None:
+        log = logging.getLogger("swanlab_autopatch")
+        if not any(isinstance(h, _Stderr) for h in log.handlers):
+            handler = _Stderr()
+            handler.setFormatter(logging.Formatter(f"{PREFIX} %(levelname)s: %(message)s"))
+            log.addHandler(handler)
+        log.propagate = False
+        log.setLevel(logging.DEBUG if _debug_on() else logging.INFO)
+        _logger = log
+    return _logger
+
+
+def _on_rank_zero() -> bool:
+    from swanlab_autopatch.rank import current
+
+    return current().is_main
+
+
+def say(level: int, message: str, *, once: str | None = None, all_ranks: bool = False) -> None:
+    """Log a message on global rank 0 (other ranks get it at debug level).
+
+    once: a key; a message with a key already said in this process is dropped.
+    """
+    if once is not None:
+        if once in _said:
+            return
+        _said.add(once)
+    if not all_ranks and level > logging.DEBUG and not _on_rank_zero():
+        level = logging.DEBUG
+    logger().log(level, message)
+
+
+def debug(message: str) -> None:
+    logger().debug(message)
+
+
+def info(message: str, **kw) -> None:
+    say(logging.INFO, message, **kw)
+
+
+def warning(message: str, **kw) -> None:
+    say(logging.WARNING, message, **kw)
+
+
+def error(message: str, **kw) -> None:
+    say(logging.ERROR, message, **kw)
+
+
+def forget_said() -> None:
+    """Reset the once-only memory (a new config load, and tests)."""
+    _said.clear()

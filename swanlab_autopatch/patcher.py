@@ -1,0 +1,219 @@
+"""Applies and reverts the target table with wrapt.
+
+- Activation registers one post-import hook per target module; the hook wraps the module's
+  targets the moment the module finishes executing, before any ``from X import f`` elsewhere
+  copies the original.
+- Failures are per target: a missing module or attribute costs that target (one warning),
+  never the import of Axolotl. A hook that raised inside wrapt would make the import fail,
+  so nothing escapes ``_on_import``.
+- Handles are kept, so ``deactivate`` restores the originals; post-import hooks cannot be
+  unregistered, so they check ``_active`` when they fire.
+- Activating after Axolotl was imported also replaces the copies that modules made with
+  ``from ... import name`` (including ``__main__`` under ``python -m axolotl.cli.train``).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Optional
+
+from swanlab_autopatch import log, targets
+from swanlab_autopatch.versions import axolotl_version, version_in
+
+
+@dataclass
+class Applied:
+    target: targets.Target
+    module: ModuleType
+    handle: Any  # the wrapt FunctionWrapper now in place
+    original: Any
+
+
+_lock = threading.RLock()
+_active = False
+_version: Optional[str] = None
+_hooked_modules: set[str] = set()
+_applied: dict[tuple[str, str], Applied] = {}
+_aliases: list[tuple[ModuleType, str, Any, Any]] = []  # (module, name, original, handle)
+_missing: dict[tuple[str, str], str] = {}  # (module, attr) -> reason
+
+
+def _forced() -> bool:
+    return os.environ.get("SWANLAB_AUTOPATCH_FORCE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def supported(version: Optional[str]) -> bool:
+    return version is None or version_in(version, targets.SUPPORTED_AXOLOTL)
+
+
+def current_targets() -> list[targets.Target]:
+    return targets.targets_for(_version)
+
+
+def activate(reason: str = "startup", late: bool = False) -> bool:
+    """Register the hooks for the installed Axolotl. Returns False when nothing is patched."""
+    global _active, _version
+    with _lock:
+        try:
+            _version = axolotl_version()
+            if not supported(_version) and not _forced():
+                log.warning(f"Axolotl {_version} is outside the supported range "
+                            f"({targets.SUPPORTED_AXOLOTL}): swanlab-autopatch patches nothing "
+                            "and training runs untracked. Set SWANLAB_AUTOPATCH_FORCE=1 to try "
+                            "anyway.", once="unsupported", all_ranks=False)
+                return False
+            if _version is None:
+                log.debug("Axolotl's version is unknown (no package metadata): using the newest "
+                          "layout")
+            import wrapt
+
+            _active = True
+            log.debug(f"activating ({reason}) for Axolotl {_version}")
+            for module in targets.modules_of(current_targets()):
+                if module not in _hooked_modules:
+                    _hooked_modules.add(module)
+                    # Fires at once when the module is already imported.
+                    wrapt.register_post_import_hook(_on_import, module)
+            if late:
+                _replace_aliases()
+            return True
+        except Exception as exc:
+            log.warning(f"could not activate ({type(exc).__name__}: {exc}); SwanLab tracking is "
+                        "off in this process.", once="activate-failed")
+            return False
+
+
+def _on_import(module: ModuleType) -> None:
+    """wrapt post-import hook: must never raise (that would fail the user's import)."""
+    try:
+        if not _active:
+            return
+        with _lock:
+            for target in current_targets():
+                if target.module == module.__name__:
+                    _apply(target, module)
+    except Exception as exc:
+        try:
+            log.warning(f"could not patch {getattr(module, '__name__', module)} "
+                        f"({type(exc).__name__}: {exc})", once=f"hook-{module}")
+        except Exception:
+            pass
+
+
+def _chain(obj: Any, limit: int = 64) -> list[Any]:
+    """obj and every wrapt wrapper below it (wrapt 1.x has no wrapper_chain)."""
+    links = []
+    while obj is not None and len(links) < limit:
+        links.append(obj)
+        if not hasattr(obj, "_self_wrapper"):  # not a wrapt FunctionWrapper: the end
+            break
+        obj = getattr(obj, "__wrapped__", None)
+    return links
+
+
+def _ours(obj: Any, wrapper_fn: Any) -> Any:
+    """Our wrapper in the chain of wrappers around obj, if there is one."""
+    for link in _chain(obj):
+        if getattr(link, "_self_wrapper", None) is wrapper_fn:
+            return link
+    return None
+
+
+def _unwrap(applied: Applied) -> None:
+    """Remove our wrapper; wrapt >= 2.5 can also splice it out from under another wrapper."""
+    import wrapt
+
+    if hasattr(wrapt, "unwrap_object"):
+        wrapt.unwrap_object(applied.module, applied.target.attr, applied.handle, missing_ok=True)
+        return
+    parent, name, current = wrapt.resolve_path(applied.module, applied.target.attr)
+    if current is applied.handle:
+        setattr(parent, name, applied.handle.__wrapped__)
+    else:
+        log.warning(f"{applied.target.dotted} was wrapped again by someone else; leaving it.")
+
+
+def _apply(target: targets.Target, module: ModuleType) -> None:
+    import wrapt
+
+    from swanlab_autopatch import wrappers
+
+    key = (target.module, target.attr)
+    wrapper_fn = getattr(wrappers, target.wrapper)
+    try:
+        _parent, _name, original = wrapt.resolve_path(module, target.attr)
+    except Exception as exc:
+        _missing[key] = f"{type(exc).__name__}: {exc}"
+        consequence = ("SwanLab tracking is off for this run" if target.required
+                       else f"consequence: {target.purpose}")
+        log.warning(f"Axolotl {_version}: patch target {target.dotted} was not found "
+                    f"({type(exc).__name__}); {consequence}. Training itself is unaffected.",
+                    once=f"missing-{target.dotted}")
+        return
+    if _ours(original, wrapper_fn) is not None:  # never double-wrap
+        return
+    handle = wrapt.wrap_function_wrapper(module, target.attr, wrapper_fn)
+    _applied[key] = Applied(target, module, handle, original)
+    _missing.pop(key, None)
+    log.debug(f"wrapped {target.dotted}")
+
+
+def _replace_aliases() -> None:
+    """Point the copies made by ``from module import func`` at our wrappers."""
+    for applied in list(_applied.values()):
+        if "." in applied.target.attr:  # methods are looked up on the class: no copies
+            continue
+        for name, mod in list(sys.modules.items()):
+            if mod is None or not (name == "__main__" or name.startswith("axolotl")):
+                continue
+            if mod is applied.module:
+                continue
+            for attr, value in list(vars(mod).items()):
+                if value is applied.original:
+                    setattr(mod, attr, applied.handle)
+                    _aliases.append((mod, attr, applied.original, applied.handle))
+
+
+def deactivate() -> None:
+    """Restore every original and the copies we replaced; later imports stay untouched."""
+    global _active
+    with _lock:
+        _active = False
+        for mod, attr, original, handle in reversed(_aliases):
+            if vars(mod).get(attr) is handle:
+                setattr(mod, attr, original)
+        _aliases.clear()
+        for (module_name, attr), applied in list(_applied.items()):
+            try:
+                _unwrap(applied)
+            except Exception as exc:
+                log.warning(f"could not restore {module_name}.{attr}: {exc!r}")
+        _applied.clear()
+
+
+def is_patched() -> bool:
+    import wrapt
+
+    with _lock:
+        for applied in _applied.values():
+            try:
+                current = wrapt.resolve_path(applied.module, applied.target.attr)[2]
+                if any(link is applied.handle for link in _chain(current)):
+                    return True
+            except Exception:
+                continue
+        return False
+
+
+def status() -> dict[str, Any]:
+    """What the patcher did in this process (for doctor and tests)."""
+    return {
+        "active": _active,
+        "axolotl": _version,
+        "wrapped": sorted(f"{m}.{a}" for m, a in _applied),
+        "missing": {f"{m}.{a}": why for (m, a), why in _missing.items()},
+        "aliases": sorted(f"{m.__name__}.{a}" for m, a, _o, _h in _aliases),
+    }

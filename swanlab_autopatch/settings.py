@@ -1,0 +1,312 @@
+"""The ``swanlab_*`` keys: one model, their defaults, normalisation and the error messages.
+
+Key names, defaults and the three spec messages come from the integration document; every
+other message names the key and says how to fix it, on one line. Values that SwanLab itself
+would reject later (a project name with spaces, a 26-character workspace) are refused here,
+before Axolotl loads a model, instead of costing a tracked run after hours of loading.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Optional
+
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
+
+MODES = ("cloud", "local", "offline", "disabled")
+Mode = Literal["cloud", "local", "offline", "disabled"]
+
+# Every key of the spec, of Axolotl's own plugin (so its configs work unchanged) and the one
+# key this package adds (swanlab_log_dir). Anything else that starts like these is a typo.
+SPEC_KEYS = (
+    "use_swanlab", "swanlab_project", "swanlab_experiment_name", "swanlab_description",
+    "swanlab_mode", "swanlab_workspace", "swanlab_api_key", "swanlab_web_host",
+    "swanlab_api_host", "swanlab_log_model",
+)
+PLUGIN_KEYS = (
+    "swanlab_lark_webhook_url", "swanlab_lark_secret", "swanlab_log_completions",
+    "swanlab_completion_log_interval", "swanlab_completion_max_buffer",
+)
+OWN_KEYS = ("swanlab_log_dir",)
+KNOWN_KEYS = SPEC_KEYS + PLUGIN_KEYS + OWN_KEYS
+SECRET_KEYS = ("swanlab_api_key", "swanlab_lark_secret", "swanlab_lark_webhook_url")
+
+# SwanLab's own environment variables that fill keys the YAML leaves out (the YAML wins).
+# For each key the first variable that is set is used.
+ENV_FALLBACKS: dict[str, tuple[str, ...]] = {
+    "swanlab_mode": ("SWANLAB_MODE",),
+    "swanlab_project": ("SWANLAB_PROJ_NAME", "SWANLAB_PROJECT_NAME", "SWANLAB_PROJECT"),
+    "swanlab_workspace": ("SWANLAB_WORKSPACE", "SWANLAB_PROJECT_WORKSPACE"),
+    "swanlab_experiment_name": ("SWANLAB_EXP_NAME", "SWANLAB_EXPERIMENT_NAME"),
+    "swanlab_description": ("SWANLAB_DESCRIPTION", "SWANLAB_EXPERIMENT_DESCRIPTION"),
+    "swanlab_api_host": ("SWANLAB_API_HOST",),
+    "swanlab_web_host": ("SWANLAB_WEB_HOST",),
+    "swanlab_log_dir": ("SWANLAB_LOG_DIR", "SWANLAB_LOGDIR"),
+}
+
+_PROJECT_RE = re.compile(r"^[0-9a-zA-Z_\-+.]{1,100}$")
+_WORKSPACE_RE = re.compile(r"^[0-9a-zA-Z\-_]{1,25}$")
+_HOST_RE = re.compile(r"^(https?://)?[^\s/:@]+(:\d{1,5})?(/\S*)?$", re.I)
+
+
+class SwanLabConfigError(ValueError):
+    """A ``swanlab_*`` value the user must fix. The message is one line naming the key."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", tuple: "a list", bool: "a boolean",
+            int: "a number", float: "a number", str: "a string"}.get(type(value), type(value).__name__)
+
+
+def _as_text(key: str, value: Any, example: str) -> Optional[str]:
+    """A string setting: numbers become text (YAML reads `swanlab_project: 2024` as a number),
+    blank text counts as unset, anything else is refused."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"{key} must be text, got {_type_name(value)} ({_describe(value)}). "
+                         f"Example: `{key}: {example}`")
+    text = str(value).strip()
+    return text or None
+
+
+def _as_bool(key: str, value: Any) -> Optional[bool]:
+    if value is None or isinstance(value, bool):
+        return value
+    raise ValueError(f"{key} must be true or false, got {_type_name(value)} ({_describe(value)}). "
+                     f"Example: `{key}: true`")
+
+
+def _as_count(key: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{key} must be a whole number of at least 1, got {_describe(value)}. "
+                         f"Example: `{key}: 100`")
+    return value
+
+
+class SwanLabSettings(BaseModel):
+    """The validated, normalised ``swanlab_*`` settings of one configuration."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    use_swanlab: Optional[bool] = None
+    swanlab_project: Optional[str] = None
+    swanlab_experiment_name: Optional[str] = None
+    swanlab_description: Optional[str] = None
+    swanlab_mode: Mode = "cloud"
+    swanlab_workspace: Optional[str] = None
+    swanlab_api_key: Optional[SecretStr] = None
+    swanlab_web_host: Optional[str] = None
+    swanlab_api_host: Optional[str] = None
+    swanlab_log_model: bool = False
+    swanlab_log_dir: Optional[str] = None
+    swanlab_lark_webhook_url: Optional[SecretStr] = None
+    swanlab_lark_secret: Optional[SecretStr] = None
+    swanlab_log_completions: bool = True
+    swanlab_completion_log_interval: int = 100
+    swanlab_completion_max_buffer: int = 128
+
+    @field_validator("use_swanlab", "swanlab_log_model", "swanlab_log_completions", mode="before")
+    @classmethod
+    def _bools(cls, value: Any, info) -> Any:
+        return _as_bool(info.field_name, value)
+
+    @field_validator("swanlab_completion_log_interval", "swanlab_completion_max_buffer",
+                     mode="before")
+    @classmethod
+    def _counts(cls, value: Any, info) -> Any:
+        return _as_count(info.field_name, value)
+
+    @field_validator("swanlab_project", mode="before")
+    @classmethod
+    def _project(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("swanlab_project cannot be an empty string. Give the project a name "
+                             "(`swanlab_project: my-project`) or remove the line.")
+        text = _as_text("swanlab_project", value, "my-project")
+        if text is not None and not _PROJECT_RE.match(text):
+            raise ValueError(f"swanlab_project {_describe(text)} is not a valid SwanLab project "
+                             "name: use 1 to 100 letters, digits, '_', '-', '+' or '.' "
+                             "(no spaces). Example: `swanlab_project: my-project`")
+        return text
+
+    @field_validator("swanlab_workspace", mode="before")
+    @classmethod
+    def _workspace(cls, value: Any) -> Any:
+        text = _as_text("swanlab_workspace", value, "my-team")
+        if text is not None and not _WORKSPACE_RE.match(text):
+            raise ValueError(f"swanlab_workspace {_describe(text)} is not a valid SwanLab "
+                             "workspace: use 1 to 25 letters, digits, '-' or '_'. "
+                             "Example: `swanlab_workspace: my-team`")
+        return text
+
+    @field_validator("swanlab_experiment_name", "swanlab_description", mode="before")
+    @classmethod
+    def _free_text(cls, value: Any, info) -> Any:
+        key = info.field_name
+        limit = 512 if key == "swanlab_experiment_name" else 1024
+        text = _as_text(key, value, "qwen-finetune-v1" if limit == 512 else "'what this run tries'")
+        if text is not None and len(text) > limit:
+            raise ValueError(f"{key} is {len(text)} characters long; SwanLab accepts at most "
+                             f"{limit}. Shorten it.")
+        if text is not None and any(ord(c) < 32 and c not in "\n\t" for c in text):
+            raise ValueError(f"{key} contains control characters; remove them.")
+        return text
+
+    @field_validator("swanlab_mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> Any:
+        if value is None:
+            return "cloud"
+        normalized = value.strip().lower() if isinstance(value, str) else value
+        if normalized == "online":  # SwanLab's own name for cloud mode
+            normalized = "cloud"
+        if normalized not in MODES:
+            shown = value if isinstance(value, str) else _describe(value)
+            raise ValueError(f"Invalid swanlab_mode: '{shown}'. Valid options: "
+                             f"{', '.join(MODES)} (example: `swanlab_mode: offline`)")
+        return normalized
+
+    @field_validator("swanlab_api_host", "swanlab_web_host", mode="before")
+    @classmethod
+    def _host(cls, value: Any, info) -> Any:
+        key = info.field_name
+        text = _as_text(key, value, "https://swanlab.example.com")
+        if text is not None and not _HOST_RE.match(text):
+            raise ValueError(f"{key} {_describe(text)} is not a host address. "
+                             f"Example: `{key}: https://swanlab.example.com`")
+        return text.rstrip("/") if text else text
+
+    @field_validator("swanlab_log_dir", mode="before")
+    @classmethod
+    def _log_dir(cls, value: Any) -> Any:
+        return _as_text("swanlab_log_dir", value, "./swanlog")
+
+    @field_validator("swanlab_api_key", "swanlab_lark_secret", "swanlab_lark_webhook_url",
+                     mode="before")
+    @classmethod
+    def _secret(cls, value: Any, info) -> Any:
+        if isinstance(value, SecretStr):
+            return value
+        # Never echo a secret back: the message names the type only.
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int))):
+            raise ValueError(f"{info.field_name} must be text, got {_type_name(value)}.")
+        text = str(value).strip() if value is not None else ""
+        return text or None
+
+    # -- derived -------------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.use_swanlab)
+
+    @property
+    def tracking(self) -> bool:
+        """Enabled and in a mode that writes something."""
+        return self.enabled and self.swanlab_mode != "disabled"
+
+    def secret(self, key: str) -> Optional[str]:
+        value = getattr(self, key)
+        return value.get_secret_value() if isinstance(value, SecretStr) else None
+
+    def public_keys(self) -> dict[str, Any]:
+        """The normalised keys to put back into Axolotl's validated cfg: no secrets, no unset
+        values (Axolotl prints and saves that cfg)."""
+        out = {}
+        for key in KNOWN_KEYS:
+            if key in SECRET_KEYS:
+                continue
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+@dataclass
+class ParseResult:
+    """What parsing one configuration found, for the messages shown after loading."""
+
+    settings: SwanLabSettings
+    given: dict[str, Any]  # the swanlab keys as written in the YAML / CLI overrides
+    from_env: dict[str, str] = field(default_factory=dict)  # key -> environment variable used
+    typos: list[tuple[str, Optional[str]]] = field(default_factory=list)  # (key, suggestion)
+    auto_enabled: bool = False
+    explicitly_disabled: bool = False
+
+
+def is_swanlab_key(key: Any) -> bool:
+    return isinstance(key, str) and (key.startswith("swanlab") or key.startswith("use_swanlab"))
+
+
+def given_keys(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The swanlab keys present in a raw config (None values count as absent)."""
+    return {k: v for k, v in cfg.items() if is_swanlab_key(k) and v is not None}
+
+
+def closest_key(key: str) -> Optional[str]:
+    match = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def _error_from(exc: ValidationError) -> SwanLabConfigError:
+    first = exc.errors()[0]
+    key = str(first["loc"][0]) if first.get("loc") else "swanlab"
+    message = first.get("msg", str(exc))
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    elif first.get("type") == "extra_forbidden":
+        message = f"{key} is not a SwanLab setting."
+    return SwanLabConfigError(key, message)
+
+
+def parse(cfg: Mapping[str, Any], env: Mapping[str, str] | None = None) -> ParseResult:
+    """Validate and normalise the swanlab keys of a raw config; raise SwanLabConfigError."""
+    env = os.environ if env is None else env
+    given = given_keys(cfg)
+    typos = [(k, closest_key(k)) for k in given if k not in KNOWN_KEYS]
+    values = {k: v for k, v in given.items() if k in KNOWN_KEYS}
+
+    from_env: dict[str, str] = {}
+    for key, names in ENV_FALLBACKS.items():
+        if key in values or given.get("use_swanlab") is False:
+            continue
+        for name in names:
+            raw = env.get(name, "").strip().strip("'\"")
+            if raw and not (name == "SWANLAB_PROJECT" and raw.startswith("{")):
+                values[key] = raw
+                from_env[key] = name
+                break
+
+    try:
+        settings = SwanLabSettings(**values)
+    except ValidationError as exc:
+        error = _error_from(exc)
+        if error.key in from_env:  # the bad value came from the environment, say so
+            error = SwanLabConfigError(error.key, f"{error} (value taken from environment "
+                                                  f"variable {from_env[error.key]})")
+        raise error from None
+
+    auto_enabled = settings.use_swanlab is None and "swanlab_project" in given
+    explicitly_disabled = given.get("use_swanlab") is False
+    if settings.use_swanlab is None:
+        settings = settings.model_copy(update={"use_swanlab": auto_enabled})
+    if settings.use_swanlab and not settings.swanlab_project:
+        raise SwanLabConfigError(
+            "swanlab_project",
+            "SwanLab enabled but 'swanlab_project' is not set. Add `swanlab_project: "
+            "my-project` to the config, or set `use_swanlab: false`.")
+    return ParseResult(settings=settings, given=given, from_env=from_env, typos=typos,
+                       auto_enabled=auto_enabled, explicitly_disabled=explicitly_disabled)

@@ -1,0 +1,96 @@
+"""The one table of what this package wraps in Axolotl, where, and for which releases.
+
+Every other part reads this table: the patcher applies it, ``doctor`` reports on it and the
+release test checks each row against the source of every Axolotl release in the range.
+The module paths per release come from ../shared/notes/axolotl-internals.md (sections 0, 1.3, 3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Every Axolotl release from 0.8.0 through the 0.21 series. Outside it: one warning, nothing
+# patched (SWANLAB_AUTOPATCH_FORCE=1 tries anyway).
+SUPPORTED_AXOLOTL = ">=0.8.0,<0.22"
+
+# The releases on the package index inside that range; the release test downloads each one.
+# Keep this the only list of releases in the project.
+AXOLOTL_RELEASES = (
+    "0.8.0", "0.8.1", "0.9.0", "0.9.1", "0.9.1.post1", "0.9.2", "0.10.0", "0.11.0",
+    "0.12.0", "0.12.1", "0.12.2", "0.13.1", "0.13.2", "0.14.0", "0.15.0", "0.16.0",
+    "0.16.1", "0.17.0", "0.18.0", "0.19.0", "0.20.0", "0.21.0",
+)
+
+# Axolotl ships its own SwanLab plugin from this release on; before it, naming the plugin in
+# `plugins:` fails to load, and this package does the whole job instead.
+UPSTREAM_PLUGIN_SINCE = "0.13.1"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One attribute to wrap.
+
+    key: a short stable name (used in messages, doctor output and tests).
+    module: the module that defines the attribute.
+    attr: the attribute path inside that module ("func" or "Class.method").
+    wrapper: the name of the wrapt wrapper function in ``swanlab_autopatch.wrappers``.
+    versions: the Axolotl releases (a PEP 440 specifier) where the attribute lives here.
+    required: without it SwanLab tracking cannot happen at all (as opposed to a lost extra).
+    purpose: what is lost when the target is missing, for the warning.
+    """
+
+    key: str
+    module: str
+    attr: str
+    wrapper: str
+    versions: str
+    required: bool
+    purpose: str
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.module}.{self.attr}"
+
+
+_BUILDER_OLD = "axolotl.core.trainer_builder"  # up to 0.9.x
+_BUILDER_NEW = "axolotl.core.builders.base"  # 0.10.0 and later
+
+TARGETS: tuple[Target, ...] = (
+    Target("validate_config", "axolotl.utils.config", "validate_config",
+           "around_validate_config", ">=0.8.0", True,
+           "swanlab_* keys are dropped by Axolotl's schema"),
+    Target("normalize_config", "axolotl.utils.config", "normalize_config",
+           "around_normalize_config", ">=0.8.0", False,
+           "configs that skip validate_config (Ray workers) are not checked"),
+    Target("load_cfg", "axolotl.cli.config", "load_cfg",
+           "around_load_cfg", ">=0.8.0", False,
+           "the configuration messages (auto-enable, warnings, distributed info) are not shown"),
+    Target("prepare_plugins", "axolotl.cli.config", "prepare_plugins",
+           "around_prepare_plugins", f">=0.8.0,<{UPSTREAM_PLUGIN_SINCE}", False,
+           "a `plugins:` entry naming Axolotl's SwanLab plugin is not removed before loading"),
+    Target("get_callbacks", _BUILDER_NEW, "TrainerBuilderBase.get_callbacks",
+           "around_get_callbacks", ">=0.10.0", True,
+           "the SwanLab callback is not added to the Trainer"),
+    Target("get_callbacks", _BUILDER_OLD, "TrainerBuilderBase.get_callbacks",
+           "around_get_callbacks", ">=0.8.0,<0.10.0", True,
+           "the SwanLab callback is not added to the Trainer"),
+    Target("post_trainer_create", _BUILDER_NEW, "TrainerBuilderBase.get_post_trainer_create_callbacks",
+           "around_post_trainer_create", ">=0.10.0", False,
+           "duplicate SwanLab callbacks from report_to are not removed and crashes are not marked"),
+    Target("post_trainer_create", _BUILDER_OLD, "TrainerBuilderBase.get_post_trainer_create_callbacks",
+           "around_post_trainer_create", ">=0.8.0,<0.10.0", False,
+           "duplicate SwanLab callbacks from report_to are not removed and crashes are not marked"),
+)
+
+
+def targets_for(version: str | None) -> list[Target]:
+    """The rows that apply to an Axolotl version (all rows of the newest layout when unknown)."""
+    from swanlab_autopatch.versions import version_in
+
+    if version is None:
+        return [t for t in TARGETS if version_in("99.0.0", t.versions)]
+    return [t for t in TARGETS if version_in(version, t.versions)]
+
+
+def modules_of(targets: list[Target]) -> list[str]:
+    """The distinct modules of some targets, in table order."""
+    return list(dict.fromkeys(t.module for t in targets))

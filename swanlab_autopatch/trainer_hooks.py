@@ -1,0 +1,86 @@
+"""What happens around Axolotl's trainer builder: add our callback, remove duplicates, mark
+crashes. Called from the wrappers; knows nothing of wrapt."""
+from __future__ import annotations
+
+import functools
+import traceback
+from typing import Any
+
+from swanlab_autopatch import config_flow, log, rank, run
+
+_MARK = "_swanlab_autopatch_train"
+
+
+def _upstream_registered() -> bool:
+    """Axolotl's own plugin got registered anyway (e.g. by user code): leave the run to it."""
+    try:
+        from axolotl.integrations.base import PluginManager
+
+        plugins = getattr(PluginManager.get_instance(), "plugins", {}) or {}
+        return any("swanlab" in str(name).lower() and "SwanLabPlugin" in str(name)
+                   for name in plugins)
+    except Exception:
+        return False
+
+
+def callback_for(builder: Any) -> Any:
+    """Our callback for this builder's trainer, or None when this run is not ours to track."""
+    cfg = getattr(builder, "cfg", None)
+    record = config_flow.record_for(cfg)
+    if record is None or record.stand_down or record.result is None:
+        return None
+    settings = record.result.settings
+    if not settings.tracking:
+        return None
+    if not rank.current().is_main:  # other ranks never touch SwanLab
+        return None
+    if _upstream_registered():
+        log.info("Axolotl's own SwanLab plugin is registered; swanlab-autopatch adds no callback.")
+        return None
+    from swanlab_autopatch.callback import SwanLabAutopatchCallback
+
+    return SwanLabAutopatchCallback(settings, cfg)
+
+
+def _is_foreign_swanlab_callback(callback: Any) -> bool:
+    cls = type(callback)
+    return "swanlab" in cls.__name__.lower() and cls.__name__ != "SwanLabAutopatchCallback"
+
+
+def after_trainer(trainer: Any) -> None:
+    """Once the Trainer exists: drop other SwanLab callbacks next to ours, and make a crash in
+    trainer.train() end the run as crashed (the exception itself goes on unchanged)."""
+    handler = getattr(trainer, "callback_handler", None)
+    callbacks = list(getattr(handler, "callbacks", []) or [])
+    ours = [cb for cb in callbacks if type(cb).__name__ == "SwanLabAutopatchCallback"]
+    if not ours:
+        return
+    for cb in callbacks:
+        if _is_foreign_swanlab_callback(cb):
+            # e.g. transformers' SwanLabCallback from report_to="all" (Axolotl <= 0.9 RL
+            # trainers): it would crash on swanlab >= 0.8 or log every metric twice.
+            trainer.remove_callback(cb)
+            log.info(f"Removed {type(cb).__module__}.{type(cb).__name__} from the Trainer: "
+                     "swanlab-autopatch already logs this run.")
+    _mark_crashes(trainer)
+
+
+def _mark_crashes(trainer: Any) -> None:
+    original = getattr(trainer, "train", None)
+    if original is None or getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def train(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(*args, **kwargs)
+        except BaseException as exc:
+            try:
+                state = "aborted" if isinstance(exc, KeyboardInterrupt) else "crashed"
+                run.finish(state, "".join(traceback.format_exception(exc)))
+            except Exception:
+                pass
+            raise
+
+    setattr(train, _MARK, True)
+    trainer.train = train

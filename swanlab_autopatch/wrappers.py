@@ -1,0 +1,115 @@
+"""The thin wrapt wrappers named in the target table.
+
+Each one calls the original exactly once and returns its result untouched. Our own work runs
+before or after it inside ``contained``: an error of ours becomes one warning and the original
+behaviour goes on. Two kinds of exception pass through on purpose: anything Axolotl raises
+(it is never caught here), and SwanLabConfigError, which stops a run whose swanlab_* values are
+wrong before any model is loaded.
+"""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from swanlab_autopatch import config_flow, log, trainer_hooks
+from swanlab_autopatch.redact import scrub_text
+from swanlab_autopatch.settings import SwanLabConfigError
+
+_excepthook_installed = False
+
+
+def _config_error_hook(previous: Any) -> Any:
+    def hook(exc_type: Any, exc: BaseException, tb: Any) -> None:
+        if isinstance(exc, SwanLabConfigError):
+            # The user's fix is in the message; a traceback through Axolotl would bury it.
+            sys.stderr.write(f"{log.PREFIX} ERROR: {exc}\n")
+            return
+        previous(exc_type, exc, tb)
+
+    return hook
+
+
+def _reject(error: SwanLabConfigError) -> None:
+    """Stop the run with the one-line message (uncaught, it prints without a traceback)."""
+    global _excepthook_installed
+    if not _excepthook_installed:
+        sys.excepthook = _config_error_hook(sys.excepthook)
+        _excepthook_installed = True
+    log.debug(f"rejecting the config: {error}")
+    raise error.with_traceback(None)
+
+
+@contextmanager
+def contained(where: str) -> Iterator[None]:
+    try:
+        yield
+    except SwanLabConfigError:
+        raise
+    except Exception as exc:
+        message = scrub_text(f"{type(exc).__name__}: {exc}", config_flow.secrets_for_messages())
+        log.warning(f"internal error in {where} ({message}); training goes on without this "
+                    "step. Please report it with `swanlab-autopatch doctor` output.",
+                    once=f"internal-{where}")
+
+
+def _first(args: tuple, kwargs: dict, name: str) -> Any:
+    return args[0] if args else kwargs.get(name)
+
+
+def around_validate_config(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    cfg = _first(args, kwargs, "cfg")
+    record = None
+    try:
+        with contained("validate_config"):
+            record = config_flow.before_validate(cfg)
+    except SwanLabConfigError as error:
+        _reject(error)
+    validated = wrapped(*args, **kwargs)
+    if record is not None and validated is not None:
+        with contained("validate_config"):
+            config_flow.after_validate(record, validated)
+    return validated
+
+
+def around_normalize_config(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    cfg = _first(args, kwargs, "cfg")
+    try:
+        with contained("normalize_config"):
+            config_flow.ensure_parsed(cfg)
+    except SwanLabConfigError as error:
+        _reject(error)
+    return wrapped(*args, **kwargs)
+
+
+def around_load_cfg(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    cfg = wrapped(*args, **kwargs)
+    with contained("load_cfg"):
+        config_flow.announce(cfg)
+    return cfg
+
+
+def around_prepare_plugins(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    cfg = _first(args, kwargs, "cfg")
+    with contained("prepare_plugins"):
+        if cfg is not None:
+            config_flow.drop_unloadable_plugin(cfg)
+    return wrapped(*args, **kwargs)
+
+
+def around_get_callbacks(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    callbacks = wrapped(*args, **kwargs)
+    with contained("get_callbacks"):
+        callback = trainer_hooks.callback_for(instance)
+        if callback is not None and isinstance(callbacks, list):
+            callbacks.append(callback)
+    return callbacks
+
+
+def around_post_trainer_create(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    callbacks = wrapped(*args, **kwargs)
+    with contained("get_post_trainer_create_callbacks"):
+        trainer = _first(args, kwargs, "trainer")
+        if trainer is not None:
+            trainer_hooks.after_trainer(trainer)
+    return callbacks

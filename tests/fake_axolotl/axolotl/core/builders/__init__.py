@@ -1,0 +1,1 @@
+from axolotl.core.builders.base import TrainerBuilderBase  # noqa: F401
