@@ -79,7 +79,8 @@ def init():
         if "axolotl" in sys.modules:  # started late (e.g. sitecustomize after an import)
             from swanlab_autopatch import patcher
 
-            patcher.activate(reason="startup")
+            # late: Axolotl's modules may already hold `from` copies of the originals.
+            patcher.activate(reason="startup", late=True)
             return
         sys.meta_path.insert(0, AxolotlTrigger())
         debug("trigger armed")

@@ -147,12 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     doc = commands.add_parser("doctor", help="check the installation and the patch targets")
     doc.set_defaults(func=doctor)
-    try:
-        from swanlab_autopatch import runs_cli
-    except ImportError:
-        runs_cli = None
-    if runs_cli is not None:
-        runs_cli.add_commands(commands)
+    from swanlab_autopatch import runs_cli
+
+    runs_cli.add_commands(commands)
     return parser
 
 

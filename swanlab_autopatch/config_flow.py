@@ -28,6 +28,9 @@ class Record:
 
 _records: dict[int, Record] = {}
 _latest: Optional[Record] = None
+# The `plugins:` entry removed from a raw cfg (by id) before Axolotl loads its plugins, so the
+# validate step that follows can still say so.
+_dropped: dict[int, str] = {}
 
 
 def _remember(cfg: Any, record: Record) -> None:
@@ -69,6 +72,8 @@ def drop_unloadable_plugin(cfg: MutableMapping[str, Any]) -> Optional[str]:
     if isinstance(plugins, str):
         plugins = [plugins]
     cfg["plugins"] = [p for p in plugins if p != entry]
+    _dropped.clear()
+    _dropped[id(cfg)] = entry
     return entry
 
 
@@ -77,7 +82,7 @@ def before_validate(cfg: MutableMapping[str, Any]) -> Record:
     stand_down, _ = _upstream_state(cfg)
     if stand_down:
         return Record(result=None, stand_down=True)
-    dropped = drop_unloadable_plugin(cfg)
+    dropped = drop_unloadable_plugin(cfg) or _dropped.pop(id(cfg), None)
     if not given_keys(cfg):
         return Record(result=None, dropped_plugin=dropped)
     result = parse(cfg)

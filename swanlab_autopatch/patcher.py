@@ -36,6 +36,7 @@ _lock = threading.RLock()
 _active = False
 _version: Optional[str] = None
 _hooked_modules: set[str] = set()
+_fired: set[str] = set()  # modules whose post-import hook ran (wrapt runs each hook once)
 _applied: dict[tuple[str, str], Applied] = {}
 _aliases: list[tuple[ModuleType, str, Any, Any]] = []  # (module, name, original, handle)
 _missing: dict[tuple[str, str], str] = {}  # (module, attr) -> reason
@@ -50,7 +51,15 @@ def supported(version: Optional[str]) -> bool:
 
 
 def current_targets() -> list[targets.Target]:
-    return targets.targets_for(_version)
+    version = _version
+    if version is not None and not supported(version) and _forced():
+        # Forced outside the range: the layout of the nearest release (the table's rows
+        # start at the oldest supported release, so an older version would match none).
+        from packaging.version import Version
+
+        oldest = targets.AXOLOTL_RELEASES[0]
+        version = oldest if Version(version) < Version(oldest) else None
+    return targets.targets_for(version)
 
 
 def activate(reason: str = "startup", late: bool = False) -> bool:
@@ -77,6 +86,10 @@ def activate(reason: str = "startup", late: bool = False) -> bool:
                     _hooked_modules.add(module)
                     # Fires at once when the module is already imported.
                     wrapt.register_post_import_hook(_on_import, module)
+                elif module in _fired and sys.modules.get(module) is not None:
+                    # The hook already ran (e.g. before an unpatch()); wrapt never runs it
+                    # again, so apply now. Never double-wraps (_apply checks).
+                    _on_import(sys.modules[module])
             if late:
                 _replace_aliases()
             return True
@@ -89,6 +102,7 @@ def activate(reason: str = "startup", late: bool = False) -> bool:
 def _on_import(module: ModuleType) -> None:
     """wrapt post-import hook: must never raise (that would fail the user's import)."""
     try:
+        _fired.add(module.__name__)
         if not _active:
             return
         with _lock:
@@ -161,20 +175,33 @@ def _apply(target: targets.Target, module: ModuleType) -> None:
     log.debug(f"wrapped {target.dotted}")
 
 
+def _copies(applied: Applied, value: Any) -> list[tuple[ModuleType, str]]:
+    """The (module, name) pairs outside the defining module that hold ``value``: the copies
+    made by ``from module import func`` in Axolotl's modules and ``__main__``."""
+    found = []
+    if "." in applied.target.attr:  # methods are looked up on the class: no copies
+        return found
+    for name, mod in list(sys.modules.items()):
+        if mod is None or not (name == "__main__" or name.startswith("axolotl")):
+            continue
+        if mod is applied.module:
+            continue
+        try:
+            items = list(vars(mod).items())
+        except TypeError:  # an odd object in sys.modules without a __dict__
+            continue
+        for attr, held in items:
+            if held is value:
+                found.append((mod, attr))
+    return found
+
+
 def _replace_aliases() -> None:
     """Point the copies made by ``from module import func`` at our wrappers."""
     for applied in list(_applied.values()):
-        if "." in applied.target.attr:  # methods are looked up on the class: no copies
-            continue
-        for name, mod in list(sys.modules.items()):
-            if mod is None or not (name == "__main__" or name.startswith("axolotl")):
-                continue
-            if mod is applied.module:
-                continue
-            for attr, value in list(vars(mod).items()):
-                if value is applied.original:
-                    setattr(mod, attr, applied.handle)
-                    _aliases.append((mod, attr, applied.original, applied.handle))
+        for mod, attr in _copies(applied, applied.original):
+            setattr(mod, attr, applied.handle)
+            _aliases.append((mod, attr, applied.original, applied.handle))
 
 
 def deactivate() -> None:
@@ -188,6 +215,9 @@ def deactivate() -> None:
         _aliases.clear()
         for (module_name, attr), applied in list(_applied.items()):
             try:
+                # Copies bound while the wrapper was in place (imports after patching).
+                for mod, name in _copies(applied, applied.handle):
+                    setattr(mod, name, applied.original)
                 _unwrap(applied)
             except Exception as exc:
                 log.warning(f"could not restore {module_name}.{attr}: {exc!r}")

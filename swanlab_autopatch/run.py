@@ -254,6 +254,7 @@ def _start(request: StartRequest) -> bool:
     _clean_environment()
     mode = _SWANLAB_MODE[settings.swanlab_mode]
     fallback_reason = None
+    attempt_started = time.monotonic()
     if mode == "online":
         key, _source = checks.find_api_key(settings)
         if key is None:
@@ -278,8 +279,10 @@ def _start(request: StartRequest) -> bool:
         run = _init(swanlab, request, mode, log_dir, resume_id)
     _state.run, _state.borrowed = run, False
     if fallback_reason:
-        log.warning(f"SwanLab cloud mode could not start ({fallback_reason}); this run is "
-                    f"recorded offline in {run.dir}. Upload it later with: swanlab sync {run.dir}")
+        waited = time.monotonic() - attempt_started
+        log.warning(f"SwanLab cloud mode could not start ({fallback_reason}; gave up after "
+                    f"{waited:.1f} s); this run is recorded offline in {run.dir}. Upload it "
+                    f"later with: swanlab sync {run.dir}")
     if resume_id:
         where = ("the same cloud run" if mode == "online" else
                  f"a new local folder with the same run id (swanlab sync uploads both "

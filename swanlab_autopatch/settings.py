@@ -32,6 +32,11 @@ PLUGIN_KEYS = (
 OWN_KEYS = ("swanlab_log_dir",)
 KNOWN_KEYS = SPEC_KEYS + PLUGIN_KEYS + OWN_KEYS
 SECRET_KEYS = ("swanlab_api_key", "swanlab_lark_secret", "swanlab_lark_webhook_url")
+_SECRET_EXAMPLES = {
+    "swanlab_api_key": "your-api-key (better: export SWANLAB_API_KEY=your-api-key)",
+    "swanlab_lark_secret": "your-signing-secret",
+    "swanlab_lark_webhook_url": "https://open.feishu.cn/open-apis/bot/v2/hook/...",
+}
 
 # SwanLab's own environment variables that fill keys the YAML leaves out (the YAML wins).
 # For each key the first variable that is set is used.
@@ -49,6 +54,7 @@ ENV_FALLBACKS: dict[str, tuple[str, ...]] = {
 _PROJECT_RE = re.compile(r"^[0-9a-zA-Z_\-+.]{1,100}$")
 _WORKSPACE_RE = re.compile(r"^[0-9a-zA-Z\-_]{1,25}$")
 _HOST_RE = re.compile(r"^(https?://)?[^\s/:@]+(:\d{1,5})?(/\S*)?$", re.I)
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.I)
 
 
 class SwanLabConfigError(ValueError):
@@ -60,7 +66,22 @@ class SwanLabConfigError(ValueError):
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
+    """A short, one-line picture of a value for a message (control characters escaped,
+    credentials in URLs masked)."""
+    try:
+        text = repr(value)
+    except Exception:  # e.g. an int too large to print
+        text = f"<{type(value).__name__}>"
+    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _shown(value: Any) -> str:
+    """A value inside quotes of a message: printable text as typed, anything else escaped."""
+    if not isinstance(value, str):
+        return _describe(value)
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
+    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -77,7 +98,11 @@ def _as_text(key: str, value: Any, example: str) -> Optional[str]:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError(f"{key} must be text, got {_type_name(value)} ({_describe(value)}). "
                          f"Example: `{key}: {example}`")
-    text = str(value).strip()
+    try:
+        text = str(value).strip()
+    except ValueError:  # an integer with thousands of digits
+        raise ValueError(f"{key} must be text, got a number too large to use. "
+                         f"Example: `{key}: {example}`") from None
     return text or None
 
 
@@ -175,8 +200,7 @@ class SwanLabSettings(BaseModel):
         if normalized == "online":  # SwanLab's own name for cloud mode
             normalized = "cloud"
         if normalized not in MODES:
-            shown = value if isinstance(value, str) else _describe(value)
-            raise ValueError(f"Invalid swanlab_mode: '{shown}'. Valid options: "
+            raise ValueError(f"Invalid swanlab_mode: '{_shown(value)}'. Valid options: "
                              f"{', '.join(MODES)} (example: `swanlab_mode: offline`)")
         return normalized
 
@@ -203,8 +227,14 @@ class SwanLabSettings(BaseModel):
             return value
         # Never echo a secret back: the message names the type only.
         if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int))):
-            raise ValueError(f"{info.field_name} must be text, got {_type_name(value)}.")
-        text = str(value).strip() if value is not None else ""
+            raise ValueError(f"{info.field_name} must be text, got {_type_name(value)}. "
+                             f"Example: `{info.field_name}: {_SECRET_EXAMPLES[info.field_name]}`")
+        try:
+            text = str(value).strip() if value is not None else ""
+        except ValueError:  # an integer with thousands of digits
+            raise ValueError(f"{info.field_name} must be text, got a number too large to "
+                             f"use. Example: `{info.field_name}: "
+                             f"{_SECRET_EXAMPLES[info.field_name]}`") from None
         return text or None
 
     # -- derived -------------------------------------------------------------------------
@@ -269,15 +299,20 @@ def _error_from(exc: ValidationError) -> SwanLabConfigError:
         message = message[len("Value error, "):]
     elif first.get("type") == "extra_forbidden":
         message = f"{key} is not a SwanLab setting."
+    message = " ".join(message.split())  # one line, whatever a validator produced
+    if key not in message:
+        message = f"{key}: {message}"
     return SwanLabConfigError(key, message)
 
 
 def parse(cfg: Mapping[str, Any], env: Mapping[str, str] | None = None) -> ParseResult:
     """Validate and normalise the swanlab keys of a raw config; raise SwanLabConfigError."""
     env = os.environ if env is None else env
-    given = given_keys(cfg)
-    typos = [(k, closest_key(k)) for k in given if k not in KNOWN_KEYS]
-    values = {k: v for k, v in given.items() if k in KNOWN_KEYS}
+    raw = given_keys(cfg)
+    typos = [(k, closest_key(k)) for k in raw if k not in KNOWN_KEYS]
+    values = {k: v for k, v in raw.items() if k in KNOWN_KEYS}
+    # What the user wrote, for messages; secrets stay in the settings (SecretStr) only.
+    given = {k: ("***" if k in SECRET_KEYS else v) for k, v in raw.items()}
 
     from_env: dict[str, str] = {}
     for key, names in ENV_FALLBACKS.items():

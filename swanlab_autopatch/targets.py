@@ -36,6 +36,7 @@ class Target:
     versions: the Axolotl releases (a PEP 440 specifier) where the attribute lives here.
     required: without it SwanLab tracking cannot happen at all (as opposed to a lost extra).
     purpose: what is lost when the target is missing, for the warning.
+    params: the leading parameters the wrapper relies on (checked against every release).
     """
 
     key: str
@@ -45,6 +46,7 @@ class Target:
     versions: str
     required: bool
     purpose: str
+    params: tuple[str, ...] = ()
 
     @property
     def dotted(self) -> str:
@@ -57,28 +59,32 @@ _BUILDER_NEW = "axolotl.core.builders.base"  # 0.10.0 and later
 TARGETS: tuple[Target, ...] = (
     Target("validate_config", "axolotl.utils.config", "validate_config",
            "around_validate_config", ">=0.8.0", True,
-           "swanlab_* keys are dropped by Axolotl's schema"),
+           "swanlab_* keys are dropped by Axolotl's schema", ("cfg",)),
     Target("normalize_config", "axolotl.utils.config", "normalize_config",
            "around_normalize_config", ">=0.8.0", False,
-           "configs that skip validate_config (Ray workers) are not checked"),
+           "configs that skip validate_config (Ray workers) are not checked", ("cfg",)),
     Target("load_cfg", "axolotl.cli.config", "load_cfg",
            "around_load_cfg", ">=0.8.0", False,
-           "the configuration messages (auto-enable, warnings, distributed info) are not shown"),
+           "the configuration messages (auto-enable, warnings, distributed info) are not shown",
+           ("config",)),
     Target("prepare_plugins", "axolotl.cli.config", "prepare_plugins",
            "around_prepare_plugins", f">=0.8.0,<{UPSTREAM_PLUGIN_SINCE}", False,
-           "a `plugins:` entry naming Axolotl's SwanLab plugin is not removed before loading"),
+           "a `plugins:` entry naming Axolotl's SwanLab plugin is not removed before loading",
+           ("cfg",)),
     Target("get_callbacks", _BUILDER_NEW, "TrainerBuilderBase.get_callbacks",
            "around_get_callbacks", ">=0.10.0", True,
-           "the SwanLab callback is not added to the Trainer"),
+           "the SwanLab callback is not added to the Trainer", ("self",)),
     Target("get_callbacks", _BUILDER_OLD, "TrainerBuilderBase.get_callbacks",
            "around_get_callbacks", ">=0.8.0,<0.10.0", True,
-           "the SwanLab callback is not added to the Trainer"),
+           "the SwanLab callback is not added to the Trainer", ("self",)),
     Target("post_trainer_create", _BUILDER_NEW, "TrainerBuilderBase.get_post_trainer_create_callbacks",
            "around_post_trainer_create", ">=0.10.0", False,
-           "duplicate SwanLab callbacks from report_to are not removed and crashes are not marked"),
+           "duplicate SwanLab callbacks from report_to are not removed and crashes are not marked",
+           ("self", "trainer")),
     Target("post_trainer_create", _BUILDER_OLD, "TrainerBuilderBase.get_post_trainer_create_callbacks",
            "around_post_trainer_create", ">=0.8.0,<0.10.0", False,
-           "duplicate SwanLab callbacks from report_to are not removed and crashes are not marked"),
+           "duplicate SwanLab callbacks from report_to are not removed and crashes are not marked",
+           ("self", "trainer")),
 )
 
 

@@ -108,14 +108,21 @@ def env_path(name: str) -> Path:
 
 
 def find_python(version: str) -> str:
-    """The interpreter for a major.minor version: pythonX.Y on PATH, else pyenv's."""
-    exe = shutil.which(f"python{version}")
-    if exe:
-        return exe
+    """The interpreter for a major.minor version: pyenv's install if there is one, else
+    pythonX.Y on PATH. (pyenv's shims answer on PATH for every version but fail for one that
+    is not selected, so each candidate is tried before it is used.)"""
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    for cand in sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"), reverse=True):
-        return str(cand)
-    raise SystemExit(f"venvs: no Python {version} found (looked on PATH and in {pyenv_root})")
+    candidates = [str(p) for p in sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"),
+                                         reverse=True)]
+    on_path = shutil.which(f"python{version}")
+    if on_path:
+        candidates.append(on_path)
+    for cand in candidates:
+        probe = subprocess.run([cand, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                               capture_output=True, text=True)
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return cand
+    raise SystemExit(f"venvs: no working Python {version} (looked in {pyenv_root} and on PATH)")
 
 
 def _run(cmd: list[str], **kw) -> None:
@@ -195,8 +202,20 @@ def ensure(name: str) -> Path:
     target = env_path(name)
     if (target / ".complete").exists():
         return target
-    spec = ENVS[name]
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Several test processes may ask for the same environment at once: one builds, the
+    # others wait for it.
+    import fcntl
+
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / ".complete").exists():
+            return target
+        return _build(name, target)
+
+
+def _build(name: str, target: Path) -> Path:
+    spec = ENVS[name]
     # A venv's scripts hard-code its folder, so it is built in place; `.complete` is written
     # last, and a folder without it (an interrupted build) is thrown away and built again.
     shutil.rmtree(target, ignore_errors=True)

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone on a fresh machine: builds (or reuses) the cached
+# virtual environments, then runs
+#   1. the fast lane (unit, packaging and release-source tests) on Python 3.10, 3.11, 3.12, 3.13
+#   2. the end-to-end lane: real `axolotl train` on CPU, Axolotl 0.19.0, 0.21.0, 0.12.2, 0.9.2
+#   3. a smoke run of the benchmarks (no timing is asserted)
+# Usage: scripts/test.sh [fast|e2e|bench|all]   (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lane=${1:-all}
+PY=${PYTHON:-python3}
+
+export AXOLOTL_DO_NOT_TRACK=1 DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
+       TRANSFORMERS_OFFLINE=1 WANDB_MODE=disabled TOKENIZERS_PARALLELISM=false
+
+venv() { "$PY" tools/venvs.py path "$1"; }
+stage() { echo; echo "=== $* ($(date +%H:%M:%S))"; }
+
+fast_lane() {
+  for py in 3.10 3.11 3.12 3.13; do
+    stage "fast lane on Python $py"
+    local v; v=$(venv "fast-py$py")
+    local extra=()
+    # The release-source check reads every Axolotl release once; one Python is enough.
+    [ "$py" = 3.11 ] || extra=(--ignore=tests/releases)
+    "$v/bin/python" -m pytest tests/unit tests/packaging tests/releases "${extra[@]}" -q \
+      -p no:cacheprovider -n 2
+  done
+}
+
+e2e_lane() {
+  stage "preparing Axolotl environments"
+  for env in axolotl-0.19.0 axolotl-0.21.0 axolotl-0.12.2 axolotl-0.9.2; do venv "$env" >/dev/null; done
+  stage "end-to-end lane (real axolotl train on CPU)"
+  "$(venv fast-py3.11)/bin/python" -m pytest tests/e2e -q -p no:cacheprovider -n 2 \
+    --timeout 1200 --durations 15
+}
+
+bench_smoke() {
+  stage "benchmark smoke run (numbers are not checked)"
+  "$(venv fast-py3.11)/bin/python" benchmarks/run.py --smoke
+}
+
+case "$lane" in
+  fast) fast_lane ;;
+  e2e) e2e_lane ;;
+  bench) bench_smoke ;;
+  all) fast_lane; e2e_lane; bench_smoke ;;
+  *) echo "usage: scripts/test.sh [fast|e2e|bench|all]" >&2; exit 2 ;;
+esac
+stage "all requested lanes passed"

@@ -1,0 +1,2 @@
+"""Fault injection: a broken wrapt installation shadows the real one."""
+raise ImportError("wrapt is broken in this environment (fault injection)")

@@ -1,0 +1,47 @@
+"""Other Axolotl releases: 0.21.0 (newest), 0.12.2 (transformers 4.x, no SwanLab plugin of its
+own) and 0.9.2 (the old trainer-builder module, axolotl.core.trainer_builder)."""
+from __future__ import annotations
+
+import pytest
+
+from e2e_support import harness, messages, only_run
+
+OFFLINE = {"SWANLAB_MODE": "offline"}
+
+
+@pytest.mark.parametrize("version", ["0.21.0", "0.12.2", "0.9.2"])
+def test_only_swanlab_project_on_other_releases(trainer_for, version):
+    result = trainer_for(version).run(env=OFFLINE, swanlab_project=f"v{version}".replace(".", "-"))
+    assert result.returncode == 0, result.describe()
+    run = only_run(result.log_dir)
+    assert run.state == "finished"
+    assert run.series("train/loss") == harness.trainer_losses(result.run_dir)
+    assert run.config["versions"]["axolotl"] == version
+    assert not any("WARNING" in l for l in messages(result)), messages(result)
+
+
+def test_upstream_plugin_on_0_21_gives_one_run(trainer_for):
+    result = trainer_for("0.21.0").run(plugins=["axolotl.integrations.swanlab.SwanLabPlugin"],
+                                      use_swanlab=True, swanlab_project="upstream-021",
+                                      swanlab_mode="offline")
+    assert result.returncode == 0, result.describe()
+    run = only_run(result.log_dir)
+    assert run.project == "upstream-021"
+    assert any("stands down" in l for l in messages(result))
+    assert not run.series("train/loss")
+
+
+def test_old_rl_trainer_report_to_all_gives_one_run(trainer_for):
+    """Axolotl up to 0.9 builds RL trainers without report_to, so transformers 4.x attaches
+    every installed tracker, SwanLab's own callback included (which crashes on swanlab >= 0.8
+    without a run). This package removes it: one run, one copy of each metric, exit 0."""
+    trainer = trainer_for("0.9.2")
+    datasets = [{"path": str(trainer.assets / "preference.jsonl"), "ds_type": "json",
+                 "split": "train", "type": "chatml.default"}]
+    result = trainer.run(env=OFFLINE, swanlab_project="old-dpo", rl="dpo", dataset=datasets,
+                         chat_template="chatml", max_steps=4, save_steps=4)
+    assert result.returncode == 0, result.describe()
+    run = only_run(result.log_dir)
+    assert run.series("train/loss") == harness.trainer_losses(result.run_dir)
+    removed = [l for l in messages(result) if "Removed" in l and "SwanLabCallback" in l]
+    assert len(removed) == 1, messages(result)

@@ -1,0 +1,1 @@
+"""Helpers shared by the test lanes (no Axolotl needed to import them)."""
