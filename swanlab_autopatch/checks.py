@@ -77,8 +77,9 @@ def multi_logger_messages(names: list[str]) -> list[tuple[str, str]]:
     if count == 2:
         return [("warning",
                  f"Multiple logging tools enabled: {listed}. Expected overhead: {overhead} per "
-                 "training step. For production runs keep one tracker (set the others' "
-                 "use_* key to false).")]
+                 "training step. For production runs keep one tracker: remove the other "
+                 "trackers' keys (a project key such as wandb_project turns its tracker on "
+                 "by itself).")]
     return [("error",
              f"{count} logging tools enabled simultaneously! ({listed}) Expected overhead: "
              f"{overhead} per training step. STRONGLY RECOMMEND: Disable all but ONE logging "
@@ -115,12 +116,13 @@ def _saved_login(api_host: str, env: Mapping[str, str]) -> Optional[tuple[str, P
     return None
 
 
-def find_api_key(settings: SwanLabSettings,
-                 env: Mapping[str, str] | None = None) -> tuple[Optional[str], str]:
+def find_api_key(settings: SwanLabSettings, env: Mapping[str, str] | None = None,
+                 deep: bool = False) -> tuple[Optional[str], str]:
     """The API key SwanLab would use and where it comes from, without any network call.
 
     Order: ``swanlab_api_key`` in the config, ``SWANLAB_API_KEY``, a saved ``swanlab login``
-    for the same API host. Returns (None, "") when there is none.
+    for the same API host; with ``deep`` (at run start, where swanlab is imported anyway) also
+    SwanLab's own other sources. Returns (None, "") when there is none.
     """
     env = os.environ if env is None else env
     key = settings.secret("swanlab_api_key")
@@ -133,7 +135,39 @@ def find_api_key(settings: SwanLabSettings,
     saved = _saved_login(api_host, env)
     if saved:
         return saved[0], f"a saved `swanlab login` ({saved[1]})"
+    key = _swanlab_settings_key(api_host) if deep else None
+    if key:
+        return key, "SwanLab's own settings (swanlab.yaml, .env or the secrets folder)"
     return None, ""
+
+
+def other_key_sources() -> list[str]:
+    """Files where SwanLab may find a key that only SwanLab itself can read (checked without
+    importing it, so the config path stays light)."""
+    found = [name for name in ("swanlab.yaml", "swanlab.yml") if Path(name).is_file()]
+    try:
+        if Path(".env").is_file() and "SWANLAB_API_KEY" in Path(".env").read_text(errors="ignore"):
+            found.append(".env")
+    except OSError:
+        pass
+    if os.environ.get("SWANLAB_SECRETS_DIR"):
+        found.append("$SWANLAB_SECRETS_DIR")
+    return found
+
+
+def _swanlab_settings_key(api_host: str) -> Optional[str]:
+    """Ask SwanLab itself, which also reads ./swanlab.yaml, ./.env and $SWANLAB_SECRETS_DIR.
+    Internal API of swanlab 0.10: any failure just means "no key found here"."""
+    try:
+        from swanlab.sdk.internal.settings import create_settings
+
+        found = create_settings()
+        key = found.api_key
+        if key is None or normalize_host(str(found.api_host)) != api_host:
+            return None
+        return key.get_secret_value() if hasattr(key, "get_secret_value") else str(key)
+    except Exception:
+        return None
 
 
 NO_KEY_WARNING = (

@@ -135,10 +135,12 @@ def announce(cfg: MutableMapping[str, Any]) -> None:
         log.info("Axolotl's own SwanLab plugin is listed in `plugins:`; swanlab-autopatch stands "
                  "down for this run (no second run, no second callback).")
         return
-    if record.dropped_plugin:
-        log.info(f"This Axolotl has no SwanLab plugin of its own: the `plugins:` entry "
-                 f"'{record.dropped_plugin}' is ignored and swanlab-autopatch tracks the run.")
     result = record.result
+    if record.dropped_plugin:
+        tracked = result is not None and result.settings.tracking
+        log.info(f"This Axolotl has no SwanLab plugin of its own: the `plugins:` entry "
+                 f"'{record.dropped_plugin}' is ignored"
+                 + (" and swanlab-autopatch tracks the run." if tracked else "."))
     if result is None:
         return
     for key, suggestion in result.typos:
@@ -162,7 +164,12 @@ def announce(cfg: MutableMapping[str, Any]) -> None:
         log.info("swanlab_mode is disabled: nothing is tracked and nothing is written.")
         return
     if settings.swanlab_mode == "cloud" and checks.find_api_key(settings)[0] is None:
-        log.warning(checks.NO_KEY_WARNING)
+        maybe = checks.other_key_sources()
+        if maybe:
+            log.info(f"No SwanLab API key in the config, the environment or a saved login; "
+                     f"SwanLab may find one in {', '.join(maybe)} when the run starts.")
+        else:
+            log.warning(checks.NO_KEY_WARNING)
     if settings.swanlab_log_model:
         log.info("swanlab_log_model has no effect yet: SwanLab does not store model "
                  "checkpoints. Checkpoints stay in output_dir.")

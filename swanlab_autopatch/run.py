@@ -256,7 +256,7 @@ def _start(request: StartRequest) -> bool:
     fallback_reason = None
     attempt_started = time.monotonic()
     if mode == "online":
-        key, _source = checks.find_api_key(settings)
+        key, _source = checks.find_api_key(settings, deep=True)
         if key is None:
             fallback_reason = "no API key"
         else:

@@ -254,7 +254,10 @@ class SwanLabSettings(BaseModel):
 
     def public_keys(self) -> dict[str, Any]:
         """The normalised keys to put back into Axolotl's validated cfg: no secrets, no unset
-        values (Axolotl prints and saves that cfg)."""
+        values (Axolotl prints and saves that cfg). Tracking off: only ``use_swanlab: false``,
+        since the other keys are ignored."""
+        if not self.enabled:
+            return {"use_swanlab": False}
         out = {}
         for key in KNOWN_KEYS:
             if key in SECRET_KEYS:
@@ -299,7 +302,7 @@ def _error_from(exc: ValidationError) -> SwanLabConfigError:
         message = message[len("Value error, "):]
     elif first.get("type") == "extra_forbidden":
         message = f"{key} is not a SwanLab setting."
-    message = " ".join(message.split())  # one line, whatever a validator produced
+    message = " ".join(message.splitlines())  # one line, whatever a validator produced
     if key not in message:
         message = f"{key}: {message}"
     return SwanLabConfigError(key, message)
@@ -309,8 +312,12 @@ def parse(cfg: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Parse
     """Validate and normalise the swanlab keys of a raw config; raise SwanLabConfigError."""
     env = os.environ if env is None else env
     raw = given_keys(cfg)
-    typos = [(k, closest_key(k)) for k in raw if k not in KNOWN_KEYS]
+    # A misspelt key is worth a warning even when its value is empty.
+    typos = [(k, closest_key(k)) for k in cfg if is_swanlab_key(k) and k not in KNOWN_KEYS]
     values = {k: v for k, v in raw.items() if k in KNOWN_KEYS}
+    if raw.get("use_swanlab") is False:
+        # Explicitly off: the other keys are ignored (and said to be), not validated.
+        values = {"use_swanlab": False}
     # What the user wrote, for messages; secrets stay in the settings (SecretStr) only.
     given = {k: ("***" if k in SECRET_KEYS else v) for k, v in raw.items()}
 

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -69,6 +70,18 @@ def cache_dir() -> Path:
     return venvs.cache_dir()
 
 
+@contextmanager
+def _locked(name: str):
+    """One process at a time (parallel test workers share the cache and the venvs)."""
+    import fcntl
+
+    path = cache_dir() / "locks" / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def venv_for(version: str = DEFAULT_AXOLOTL) -> Path:
     """The Axolotl environment for a release, built on first use (minutes, once per machine)."""
     return venvs.ensure(AXOLOTL_ENVS[version])
@@ -89,6 +102,11 @@ def _source_hash() -> str:
 
 def build_wheel() -> Path:
     """This project's wheel for the current source (built once per source version)."""
+    with _locked("wheel"):
+        return _build_wheel()
+
+
+def _build_wheel() -> Path:
     out = cache_dir() / "wheels" / _source_hash()
     found = sorted(out.glob("swanlab_autopatch-*.whl"))
     if found:
@@ -107,6 +125,11 @@ def install_project(venv: Path) -> str:
     """Install the current source's wheel into an environment (no dependency changes).
     Returns the wheel's name. Skips the install when that exact wheel is already there."""
     wheel = build_wheel()
+    with _locked(f"install-{venv.name}"):
+        return _install(venv, wheel)
+
+
+def _install(venv: Path, wheel: Path) -> str:
     marker = venv / ".swanlab-autopatch-wheel"
     if marker.exists() and marker.read_text() == str(wheel):
         return wheel.name
@@ -122,11 +145,11 @@ def assets_for(venv: Path) -> Path:
     script = TOOLS / "tiny_assets.py"
     tag = hashlib.sha256(script.read_bytes() + venv.name.encode()).hexdigest()[:12]
     out = cache_dir() / "assets" / tag
-    if (out / "model" / "config.json").exists():
-        return out
-    shutil.rmtree(out, ignore_errors=True)
-    subprocess.run([python_of(venv), str(script), str(out)], check=True, capture_output=True,
-                   env=training_env(venv))
+    with _locked(f"assets-{tag}"):
+        if not (out / "model" / "config.json").exists():
+            shutil.rmtree(out, ignore_errors=True)
+            subprocess.run([python_of(venv), str(script), str(out)], check=True,
+                           capture_output=True, env=training_env(venv))
     return out
 
 

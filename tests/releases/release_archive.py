@@ -13,8 +13,9 @@ which definition a ``from M import NAME`` reaches when followed through the rele
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
-import shutil
+import re
 import subprocess
 import sys
 import tarfile
@@ -192,6 +193,7 @@ class Release:
     files: dict[str, str]  # module name -> path inside the archive
     sources: dict[str, str]  # module name -> source text
     _trees: dict[str, ast.Module] = field(default_factory=dict, repr=False)
+    memo: dict = field(default_factory=dict, repr=False)  # results of costly look-ups
 
     def has_module(self, module: str) -> bool:
         return module in self.sources
@@ -225,8 +227,9 @@ def read_release(version: str, archive: Path) -> Release:
                     if parts and parts[0] == TOP_PACKAGE and info.filename.endswith(".py"):
                         add(tuple(parts), info.filename, zf.read(info))
         else:
-            with tarfile.open(archive, "r:gz") as tf:
-                for member in tf.getmembers():
+            # Stream mode: members are read in order, never seeking back in the gzip stream.
+            with tarfile.open(archive, "r|gz") as tf:
+                for member in tf:
                     if not (member.isfile() and member.name.endswith(".py")):
                         continue
                     parts = _sdist_parts(member.name)
@@ -253,17 +256,18 @@ def release(version: str) -> Release:
 # --------------------------------------------------------------------------------------------
 
 FuncDef = (ast.FunctionDef, ast.AsyncFunctionDef)
+_BLOCKS = (ast.stmt, ast.excepthandler, ast.match_case)
+_TRY_NODES = tuple(t for t in (getattr(ast, "Try", None), getattr(ast, "TryStar", None)) if t)
 
 
 def _flat_body(body: list[ast.stmt]):
-    """Statements of a module or class body, looking into if/try/with blocks (not defs)."""
+    """Statements of a module or class body, looking into if/try/with blocks (not into defs)."""
     for node in body:
         yield node
         if isinstance(node, ast.If):
             yield from _flat_body(node.body)
             yield from _flat_body(node.orelse)
-        elif isinstance(node, ast.Try) or (sys.version_info >= (3, 11)
-                                           and isinstance(node, getattr(ast, "TryStar", ()))):
+        elif isinstance(node, _TRY_NODES):
             yield from _flat_body(node.body)
             for handler in node.handlers:
                 yield from _flat_body(handler.body)
@@ -284,12 +288,51 @@ def absolute_import(module: str, is_package: bool, node: ast.ImportFrom) -> str 
     return ".".join([*base, node.module] if node.module else base) or None
 
 
+def lazy_table(rel: Release, module: str) -> dict[str, tuple[str, int]]:
+    """The lazy-import table of a module: ``{name: (absolute module, line)}``.
+
+    From 0.18 some modules (``axolotl.cli.train`` among them) bind names on first access
+    through a module-level ``__getattr__`` built from a dict literal such as
+    ``_LAZY_IMPORTS = {"load_cfg": "axolotl.cli.config"}`` (``make_lazy_getattr``), which does
+    ``getattr(importlib.import_module(value, __name__), name)``: a deferred
+    ``from value import name``. A table counts when a module-level ``__getattr__`` (a def or an
+    assignment) refers to the name the dict literal is assigned to.
+    """
+    tree = rel.tree(module)
+    getattr_nodes = []
+    dicts: dict[str, ast.Dict] = {}
+    for node in _flat_body(tree.body):
+        if isinstance(node, FuncDef) and node.name == "__getattr__":
+            getattr_nodes.append(node)
+        elif isinstance(node, ast.Assign):
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            if "__getattr__" in names:
+                getattr_nodes.append(node.value)
+            if isinstance(node.value, ast.Dict):
+                for name in names:
+                    dicts[name] = node.value
+    referenced = {n.id for g in getattr_nodes for n in ast.walk(g) if isinstance(n, ast.Name)}
+    table: dict[str, tuple[str, int]] = {}
+    for name, literal in dicts.items():
+        if name not in referenced:
+            continue
+        for key, value in zip(literal.keys, literal.values):
+            if (isinstance(key, ast.Constant) and isinstance(key.value, str)
+                    and isinstance(value, ast.Constant) and isinstance(value.value, str)):
+                try:
+                    target = importlib.util.resolve_name(value.value, module)
+                except (ImportError, ValueError):
+                    continue
+                table[key.value] = (target, key.lineno)
+    return table
+
+
 @dataclass(frozen=True)
 class Binding:
     """How a module binds a name at module level.
 
-    kind: "def" (function), "class", "import" (from-import: ``source``, ``source_name``),
-    "other" (assignment, plain import, lazy ``__getattr__`` and the like).
+    kind: "def" (function), "class", "import" (a from-import, or an entry of a lazy-import
+    table: ``source``, ``source_name``), "other" (assignment, plain import and the like).
     """
 
     kind: str
@@ -299,7 +342,8 @@ class Binding:
 
 
 def module_binding(rel: Release, module: str, name: str) -> Binding | None:
-    """The last module-level binding of ``name`` in ``module`` (None when it binds none)."""
+    """The last module-level binding of ``name`` in ``module``, else its lazy-import table
+    entry (a module ``__getattr__`` only runs for names the module does not bind), else None."""
     found: Binding | None = None
     for node in _flat_body(rel.tree(module).body):
         if isinstance(node, FuncDef) and node.name == name:
@@ -321,6 +365,10 @@ def module_binding(rel: Release, module: str, name: str) -> Binding | None:
                 for sub in ast.walk(target):
                     if isinstance(sub, ast.Name) and sub.id == name:
                         found = Binding("other", node)
+    if found is None:
+        lazy = lazy_table(rel, module).get(name)
+        if lazy:
+            found = Binding("import", None, lazy[0], name)
     return found
 
 
@@ -331,21 +379,30 @@ def find_method(rel: Release, module: str, cls_name: str, method: str,
 
     Returns (function node or None, the class that defines it, notes on what was searched).
     """
-    notes: list[str] = []
     binding = module_binding(rel, module, cls_name)
     if binding is None or binding.kind != "class":
-        what = "not bound" if binding is None else f"bound by {binding.kind}"
-        return None, cls_name, [f"class {cls_name} is {what} at module level"]
+        if binding is None:
+            what = "not bound at module level"
+        elif binding.kind == "import":
+            what = f"imported from {binding.source}, not defined here"
+        else:
+            what = f"bound by a {binding.kind} statement, not a class definition"
+        return None, cls_name, [f"class {cls_name} is {what}"]
     cls = binding.node
     assert isinstance(cls, ast.ClassDef)
     for node in _flat_body(cls.body):
         if isinstance(node, FuncDef) and node.name == method:
-            return node, cls_name, notes
+            return node, cls_name, []
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and any(
+                isinstance(t, ast.Name) and t.id == method
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target])):
+            return None, cls_name, [f"{cls_name}.{method} is assigned, not defined by def"]
+    notes: list[str] = []
     for base in cls.bases:
         if isinstance(base, ast.Name) and base.id not in _seen and base.id != cls_name:
             found, owner, sub = find_method(rel, module, base.id, method, _seen | {cls_name})
             if found is not None:
-                return found, owner, notes
+                return found, owner, []
             notes.extend(sub)
         else:
             notes.append(f"base {ast.unparse(base)} of {cls_name} not followed")
@@ -360,28 +417,29 @@ def check_signature(func: ast.AST, leading: tuple[str, ...]) -> list[str]:
     a = func.args
     positional = [*a.posonlyargs, *a.args]
     names = [p.arg for p in positional]
-    problems = []
+    shown = f"def {func.name}({ast.unparse(a)})"
     if tuple(names[: len(leading)]) != tuple(leading):
-        problems.append(f"leading parameters are {tuple(names[:len(leading)])}, the table says "
-                        f"{tuple(leading)} (full signature: ({ast.unparse(a)}))")
-        return problems
-    n_defaults = len(a.defaults)
-    first_default = len(positional) - n_defaults
-    for index, param in enumerate(positional[len(leading):], start=len(leading)):
+        return [f"leading parameters are {tuple(names[:len(leading)])}, the table says "
+                f"{tuple(leading)}: {shown}"]
+    problems = []
+    first_default = len(positional) - len(a.defaults)
+    for index in range(len(leading), len(positional)):
         if index < first_default:
-            problems.append(f"parameter {param.arg!r} after the leading ones has no default "
-                            f"(full signature: ({ast.unparse(a)}))")
+            problems.append(f"parameter {positional[index].arg!r} after the leading ones has no "
+                            f"default: {shown}")
     for param, default in zip(a.kwonlyargs, a.kw_defaults):
         if default is None:
-            problems.append(f"keyword-only parameter {param.arg!r} has no default "
-                            f"(full signature: ({ast.unparse(a)}))")
+            problems.append(f"keyword-only parameter {param.arg!r} has no default: {shown}")
     return problems
 
 
 @dataclass(frozen=True)
 class FromImport:
-    """``from source import name`` found in ``importer`` (``scope`` is "module" or the
-    dotted name of the enclosing function or class)."""
+    """``from source import name`` found in ``importer``.
+
+    scope: "module", the dotted name of the enclosing function or class, or "lazy" for an
+    entry of a module's lazy-import table.
+    """
 
     importer: str
     source: str
@@ -389,31 +447,50 @@ class FromImport:
     scope: str
     line: int
 
+    def __str__(self) -> str:
+        where = "module level" if self.scope == "module" else (
+            "lazy __getattr__ table" if self.scope == "lazy" else f"inside {self.scope}")
+        return (f"{self.importer}:{self.line} ({where}): from {self.source} import "
+                f"{self.name}")
 
-def from_imports(rel: Release, names: set[str]) -> list[FromImport]:
-    """Every ``from M import NAME`` of one of ``names`` anywhere in the release's modules,
-    at module level or nested in functions and classes."""
+
+def from_imports(rel: Release, names: set[str]) -> tuple[list[FromImport], list[str]]:
+    """Every ``from M import NAME`` of one of ``names`` in the release's modules, at module
+    level or nested in functions and classes, plus lazy-import table entries.
+
+    Only modules whose text mentions one of the names are parsed (an import must spell the
+    name out). Returns (imports, modules that mention a name but do not parse here).
+    """
     found: list[FromImport] = []
+    unparsable: list[str] = []
 
     def visit(module: str, node: ast.AST, scope: list[str]) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.ImportFrom):
                 src = absolute_import(module, rel.is_package(module), child)
                 for alias in child.names:
-                    if alias.name in names and src:
-                        found.append(FromImport(module, src, alias.name,
-                                                ".".join(scope) or "module", child.lineno))
-            if isinstance(child, (*FuncDef, ast.ClassDef)):
+                    if alias.name in names:
+                        found.append(FromImport(module, src or "." * child.level,
+                                                alias.name, ".".join(scope) or "module",
+                                                child.lineno))
+            elif isinstance(child, (*FuncDef, ast.ClassDef)):
                 visit(module, child, [*scope, child.name])
-            else:
+            elif isinstance(child, _BLOCKS):  # statements hold imports, expressions don't
                 visit(module, child, scope)
 
     for module in sorted(rel.sources):
+        if not any(name in rel.sources[module] for name in names):
+            continue
         try:
-            visit(module, rel.tree(module), [])
-        except SyntaxError:
-            continue  # reported by whoever needs that module; not an import question
-    return found
+            tree = rel.tree(module)
+        except SyntaxError as exc:
+            unparsable.append(f"{module}: {exc}")
+            continue
+        visit(module, tree, [])
+        for name, (source, line) in sorted(lazy_table(rel, module).items()):
+            if name in names:
+                found.append(FromImport(module, source, name, "lazy", line))
+    return found, unparsable
 
 
 @dataclass(frozen=True)
@@ -422,8 +499,9 @@ class Resolution:
 
     kind: "def" (a function definition at ``module``.``name``), "class", "other" (bound by
     something that is not a function definition), "missing" (the module binds no such name),
-    "external" (the module is not part of the release), "cycle".
-    chain: the modules passed through, importer's source first.
+    "absent" (an ``axolotl`` module the release does not contain), "external" (a module
+    outside Axolotl), "cycle", "unparsable".
+    chain: the modules passed through, the import's source first.
     """
 
     kind: str
@@ -435,9 +513,14 @@ class Resolution:
     def dotted(self) -> str:
         return f"{self.module}.{self.name}"
 
+    def __str__(self) -> str:
+        via = " -> ".join(f"{m}" for m in self.chain)
+        return f"{self.kind} {self.dotted} (via {via})"
+
 
 def resolve(rel: Release, module: str, name: str) -> Resolution:
-    """Follow ``from module import name`` through module-level from-imports in the release."""
+    """Follow ``from module import name`` through module-level from-imports (and lazy-import
+    tables) of the release's modules to where ``name`` is defined."""
     chain: list[str] = []
     seen: set[tuple[str, str]] = set()
     while True:
@@ -446,14 +529,83 @@ def resolve(rel: Release, module: str, name: str) -> Resolution:
             return Resolution("cycle", module, name, tuple(chain))
         seen.add((module, name))
         if not rel.has_module(module):
-            return Resolution("external", module, name, tuple(chain))
+            top = module.split(".")[0]
+            kind = "absent" if top == TOP_PACKAGE else "external"
+            return Resolution(kind, module, name, tuple(chain))
         try:
             binding = module_binding(rel, module, name)
         except SyntaxError:
-            return Resolution("other", module, name, tuple(chain))
+            return Resolution("unparsable", module, name, tuple(chain))
         if binding is None:
             return Resolution("missing", module, name, tuple(chain))
         if binding.kind == "import" and binding.source:
             module, name = binding.source, binding.source_name or name
             continue
         return Resolution(binding.kind, module, name, tuple(chain))
+
+
+def _base_names(cls: ast.ClassDef) -> set[str]:
+    """The simple names of a class's bases (``Foo`` and ``mod.Foo`` both give ``Foo``)."""
+    names = set()
+    for base in cls.bases:
+        if isinstance(base, ast.Name):
+            names.add(base.id)
+        elif isinstance(base, ast.Attribute):
+            names.add(base.attr)
+    return names
+
+
+def subclasses(rel: Release, cls_name: str) -> list[tuple[str, ast.ClassDef]]:
+    """(module, class) of every class in the release deriving from ``cls_name``, matched by
+    base-class name, transitively. Only modules whose text has a ``class X(... Name`` line for
+    a name of the family are parsed."""
+    key = ("subclasses", cls_name)
+    if key in rel.memo:
+        return rel.memo[key]
+    family = {cls_name}
+    found: dict[tuple[str, str, int], tuple[str, ast.ClassDef]] = {}
+    scanned: set[tuple[str, str]] = set()
+    frontier = {cls_name}
+    while frontier:
+        pattern = re.compile(r"class\s+\w+\s*\([^)]*\b(?:%s)\b" % "|".join(map(re.escape,
+                                                                                sorted(frontier))))
+        new: set[str] = set()
+        for module in sorted(rel.sources):
+            if not pattern.search(rel.sources[module]):
+                continue
+            try:
+                tree = rel.tree(module)
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if (isinstance(node, ast.ClassDef) and node.name != cls_name
+                        and _base_names(node) & frontier
+                        and (module, node.name) not in scanned):
+                    scanned.add((module, node.name))
+                    found[(module, node.name, node.lineno)] = (module, node)
+                    if node.name not in family:
+                        family.add(node.name)
+                        new.add(node.name)
+        frontier = new
+    result = list(found.values())
+    rel.memo[key] = result
+    return result
+
+
+def overrides_without_super(rel: Release, cls_name: str, method: str) -> list[str]:
+    """Subclasses of ``cls_name`` anywhere in the release that override ``method`` without
+    calling ``super().method(...)`` (or ``super(X, self).method``): a wrapper on the base
+    method never runs for them."""
+    found = []
+    for module, node in subclasses(rel, cls_name):
+        for item in node.body:
+            if isinstance(item, FuncDef) and item.name == method:
+                calls_super = any(
+                    isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == method and isinstance(call.func.value, ast.Call)
+                    and isinstance(call.func.value.func, ast.Name)
+                    and call.func.value.func.id == "super"
+                    for call in ast.walk(item))
+                if not calls_super:
+                    found.append(f"{module}.{node.name}.{method} (line {item.lineno})")
+    return sorted(set(found))

@@ -36,7 +36,8 @@ WEBHOOK = "https://open.feishu.cn/open-apis/bot/v2/hook/hook-CANARY-3b1f"
 SECRETS = (CANARY, LARK_SECRET, "hook-CANARY-3b1f")
 
 MISSING_PROJECT = "SwanLab enabled but 'swanlab_project' is not set."
-INVALID_MODE = "Invalid swanlab_mode: 'invalid-mode'. Valid options: cloud, local, offline, disabled"
+INVALID_MODE = ("Invalid swanlab_mode: 'invalid-mode'. Valid options: cloud, local, offline, "
+                "disabled")
 EMPTY_PROJECT = "swanlab_project cannot be an empty string."
 NO_KEY = "SwanLab cloud mode enabled but no API key found"
 AUTO = "SwanLab tracking enabled because swanlab_project is set"
@@ -227,6 +228,9 @@ SCENARIOS: dict[str, Scenario] = {
     "upstream_missing_colon_name": Scenario(
         "plugins: ['axolotl.integrations.swanlab:SwanLabPlugin']\nswanlab_project: p\n"
         "swanlab_mode: offline\n", "0.12.2"),
+    "upstream_missing_but_off": Scenario(
+        f"plugins: [{UPSTREAM}]\nuse_swanlab: false\nswanlab_project: p\n", "0.12.2",
+        build=True),
     # -- off, disabled, log_model, typos, environment ---------------------------------------
     "use_swanlab_false": Scenario("use_swanlab: false\nswanlab_project: my-project\n"
                                   "swanlab_mode: cloud\nwandb_project: w\n", build=True),
@@ -244,6 +248,8 @@ for _name, (_yaml, _key, _message) in INVALID.items():
     SCENARIOS[f"invalid_load_{_name}"] = Scenario(_yaml + _BOOM, "0.19.0")
     if _name in TRAIN_INVALID:
         SCENARIOS[f"invalid_{_name}"] = Scenario(_yaml + _BOOM, "0.19.0", kind="train")
+SCENARIOS["invalid_load_cli_override"] = Scenario(_project(),
+                                                  overrides={"swanlab_mode": "bogus"})
 SCENARIOS["invalid_load_no_project_old"] = Scenario(INVALID["no_project"][0] + _BOOM, "0.9.2")
 SCENARIOS["invalid_train_old_layout"] = Scenario(INVALID["empty_project"][0] + _BOOM, "0.9.2",
                                                  kind="train")
@@ -478,7 +484,9 @@ def test_invalid_value_stops_train_with_one_line(out, key, message):
 
 @pytest.mark.parametrize("scenario, key, message", [
     (f"invalid_load_{name}", key, message) for name, (_y, key, message) in INVALID.items()
-] + [("invalid_load_no_project_old", "swanlab_project", MISSING_PROJECT)])
+] + [("invalid_load_no_project_old", "swanlab_project", MISSING_PROJECT),
+      ("invalid_load_cli_override", "swanlab_mode",
+       "Invalid swanlab_mode: 'bogus'. Valid options")])
 def test_invalid_value_raises_swanlab_config_error(out, key, message):
     assert out.result["error_key"] == key
     assert out.result["error"].startswith(message)
@@ -698,6 +706,17 @@ def test_named_but_missing_plugin_is_replaced(out):
     assert "swanlab-autopatch tracks the run" in info
     if "callbacks" in out.result:
         assert out.result["callbacks"].count("SwanLabAutopatchCallback") == 1
+
+
+@_only(["upstream_missing_but_off"])
+def test_missing_plugin_with_use_swanlab_false(out):
+    assert out.lines == [
+        f"INFO: This Axolotl has no SwanLab plugin of its own: the `plugins:` entry '{UPSTREAM}' "
+        "is ignored.",
+        "INFO: use_swanlab is false: SwanLab tracking is off and the other swanlab_* keys "
+        "(swanlab_project) are ignored."]
+    assert "Failed to load plugin" not in out.stdout
+    assert "SwanLabAutopatchCallback" not in out.result["callbacks"]
 
 
 @_only(["upstream_missing"])

@@ -105,7 +105,8 @@ def test_redact_nested_config():
     (f"https://discord.com/api/webhooks/123/{CANARY}", MASK),
     (f"https://open.larksuite.com/open-apis/bot/v2/hook/{CANARY}", MASK),
     (f"https://h.example.com/x?token={CANARY}", f"https://h.example.com/x?token={MASK}"),
-    (f"https://h.example.com/x?a=1&api_key={CANARY}#f", f"https://h.example.com/x?a=1&api_key={MASK}#f"),
+    (f"https://h.example.com/x?a=1&api_key={CANARY}#f",
+     f"https://h.example.com/x?a=1&api_key={MASK}#f"),
     ("<|im_end|>", "<|im_end|>"),
     (12, 12), (1.5, 1.5), (None, None), (True, True),
 ])
@@ -181,7 +182,8 @@ def test_redact_yaml_text_keeps_layout_and_comments():
     (f"credentials:\n  user: {CANARY}\n\n  key: {CANARY}\nnext: 1",
      f"credentials:\n  {MASK}\n\n  {MASK}\nnext: 1"),
     ("api_key:\nnext: 1", "api_key:\nnext: 1"),
-    (f"eos_token: '</s>'  # {CANARY} is not secret here", f"eos_token: '</s>'  # {CANARY} is not secret here"),
+    (f"eos_token: '</s>'  # {CANARY} is not secret here",
+     f"eos_token: '</s>'  # {CANARY} is not secret here"),
 ])
 def test_redact_yaml_text_forms(line, expected):
     assert redact_yaml_text(line) == expected

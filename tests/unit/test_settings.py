@@ -18,7 +18,8 @@ from swanlab_autopatch.settings import (KNOWN_KEYS, MODES, PLUGIN_KEYS, SECRET_K
 
 # The spec's three messages, verbatim (the implementation may add a fix after them).
 MISSING_PROJECT = "SwanLab enabled but 'swanlab_project' is not set."
-INVALID_MODE = "Invalid swanlab_mode: 'invalid-mode'. Valid options: cloud, local, offline, disabled"
+INVALID_MODE = ("Invalid swanlab_mode: 'invalid-mode'. Valid options: cloud, local, offline, "
+                "disabled")
 EMPTY_PROJECT = "swanlab_project cannot be an empty string."
 
 CANARY = "sk-CANARY-7f3a9e1d"  # a secret value that must never be shown
@@ -36,7 +37,7 @@ def _error(cfg, env=None) -> SwanLabConfigError:
 
 def _assert_good_message(error: SwanLabConfigError, key: str) -> str:
     message = str(error)
-    assert "\n" not in message and "\r" not in message, f"not one line: {message!r}"
+    assert len(message.splitlines()) == 1 and "\r" not in message, f"not one line: {message!r}"
     assert error.key == key, (error.key, message)
     assert key in message, f"message does not name {key}: {message!r}"
     # says how to fix it: a config snippet, or an instruction
@@ -544,7 +545,7 @@ def _property(cfg, env):
     except SwanLabConfigError as error:  # anything else fails the test
         _seen["errors"] += 1
         message = str(error)
-        assert message and "\n" not in message and "\r" not in message, repr(message)
+        assert len(message.splitlines()) == 1 and "\r" not in message, repr(message)
         assert error.key == "use_swanlab" or error.key.startswith("swanlab_"), error.key
         assert error.key in message, (error.key, message)
         assert SECRET_MARK not in message and SECRET_MARK not in repr(error)
