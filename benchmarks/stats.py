@@ -156,24 +156,44 @@ class Section:
     error: Optional[str] = None
 
 
+def paired(a: Sequence[float], b: Sequence[float]) -> Optional[tuple[float, float, float]]:
+    """Median of the per-round differences a[i] - b[i] (samples taken next to each other in
+    time) and its bootstrap 90% interval; None when the samples are not paired."""
+    if len(a) != len(b) or len(a) < 2:
+        return None
+    d = [x - y for x, y in zip(a, b)]
+    rng = random.Random(11)
+    meds = [median([d[rng.randrange(len(d))] for _ in d]) for _ in range(2000)]
+    return median(d), percentile(meds, 5), percentile(meds, 95)
+
+
 def scenario_rows(named: Sequence[tuple[str, Sequence[float]]], baseline: Sequence[float],
-                  digits: int = 2) -> tuple[list[str], list[list[str]]]:
+                  digits: int = 2, pairs: bool = True) -> tuple[list[str], list[list[str]]]:
     """A detail table: every scenario with its median, spread, n and the difference to the
-    baseline with a bootstrap 90% interval."""
+    baseline with a bootstrap 90% interval; with ``pairs``, also the median of the per-round
+    differences (each round runs every scenario once, close together in time)."""
     header = ["Scenario", "Median", "Spread", "n", "Δ vs baseline", "Δ 90% CI", "Ratio"]
+    if pairs:
+        header += ["Paired Δ (per round)", "Paired Δ 90% CI"]
     base_med = median(baseline) if baseline else float("nan")
     rows = []
     for name, xs in named:
         s = summarize(xs)
         if xs is baseline:
-            rows.append([name + " (baseline)", num(s.median, digits), spread(s, digits), str(s.n),
-                         "–", "–", "1.00"])
+            row = [name + " (baseline)", num(s.median, digits), spread(s, digits), str(s.n),
+                   "–", "–", "1.000"]
+            rows.append(row + (["–", "–"] if pairs else []))
             continue
         lo, hi = diff_ci(xs, baseline)
-        rows.append([name, num(s.median, digits), spread(s, digits), str(s.n),
-                     signed(s.median - base_med, digits),
-                     f"{signed(lo, digits)} … {signed(hi, digits)}",
-                     num(s.median / base_med if base_med else None, 3)])
+        row = [name, num(s.median, digits), spread(s, digits), str(s.n),
+               signed(s.median - base_med, digits),
+               f"{signed(lo, digits)} … {signed(hi, digits)}",
+               num(s.median / base_med if base_med else None, 3)]
+        if pairs:
+            p = paired(xs, baseline)
+            row += ([signed(p[0], digits), f"{signed(p[1], digits)} … {signed(p[2], digits)}"]
+                    if p else ["–", "–"])
+        rows.append(row)
     return header, rows
 
 

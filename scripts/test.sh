@@ -28,9 +28,20 @@ fast_lane() {
   done
 }
 
+AXOLOTL_ENVS=(axolotl-0.19.0 axolotl-0.21.0 axolotl-0.12.2 axolotl-0.9.2)
+
+# On a fresh machine the Axolotl environments take a while to download: build them in the
+# background (two at a time) while the fast lane runs. On a machine that has them: instant.
+start_axolotl_builds() {
+  mkdir -p .work
+  ( venv axolotl-0.19.0 >/dev/null && venv axolotl-0.12.2 >/dev/null ) > .work/build-a.log 2>&1 &
+  ( venv axolotl-0.21.0 >/dev/null && venv axolotl-0.9.2 >/dev/null ) > .work/build-b.log 2>&1 &
+}
+
 e2e_lane() {
   stage "preparing Axolotl environments"
-  for env in axolotl-0.19.0 axolotl-0.21.0 axolotl-0.12.2 axolotl-0.9.2; do venv "$env" >/dev/null; done
+  wait || true  # background builds, if any; a failed one is retried (and reported) below
+  for env in "${AXOLOTL_ENVS[@]}"; do venv "$env" >/dev/null; done
   stage "end-to-end lane (real axolotl train on CPU)"
   "$(venv fast-py3.11)/bin/python" -m pytest tests/e2e -q -p no:cacheprovider -n 2 \
     --timeout 1200 --durations 15
@@ -45,7 +56,7 @@ case "$lane" in
   fast) fast_lane ;;
   e2e) e2e_lane ;;
   bench) bench_smoke ;;
-  all) fast_lane; e2e_lane; bench_smoke ;;
+  all) start_axolotl_builds; fast_lane; e2e_lane; bench_smoke ;;
   *) echo "usage: scripts/test.sh [fast|e2e|bench|all]" >&2; exit 2 ;;
 esac
 stage "all requested lanes passed"

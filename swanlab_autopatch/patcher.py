@@ -72,8 +72,12 @@ def activate(reason: str = "startup", late: bool = False) -> bool:
                 log.warning(f"Axolotl {_version} is outside the supported range "
                             f"({targets.SUPPORTED_AXOLOTL}): swanlab-autopatch patches nothing "
                             "and training runs untracked. Set SWANLAB_AUTOPATCH_FORCE=1 to try "
-                            "anyway.", once="unsupported", all_ranks=False)
+                            "anyway.", once="unsupported")
                 return False
+            if not supported(_version):
+                log.warning(f"Axolotl {_version} is outside the supported range "
+                            f"({targets.SUPPORTED_AXOLOTL}); SWANLAB_AUTOPATCH_FORCE is set, so "
+                            "swanlab-autopatch tries the nearest known layout.", once="forced")
             if _version is None:
                 log.debug("Axolotl's version is unknown (no package metadata): using the newest "
                           "layout")

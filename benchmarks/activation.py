@@ -1,0 +1,375 @@
+"""2. Activation inside Axolotl: what importing Axolotl costs with the shim armed.
+
+The processes: ``import axolotl.cli.config, axolotl.core.builders`` in the axolotl-0.19.0 venv,
+each scenario in its own process, processes interleaved round-robin:
+    on            the shim armed (the installed start-up file), YAML with swanlab keys
+    off           ``SWANLAB_AUTOPATCH=0``, same YAML
+    on, no keys   the shim armed, YAML without swanlab keys (a user who does not track)
+After the import, the same process goes on to the config-path measurement (config_path.py):
+repeated ``load_cfg`` calls. One Axolotl import costs 8 to 30 s here, so sharing the processes
+halves the runtime; the import is timed before any load_cfg call.
+
+Three figures, from the coarse to the precise:
+- whole process: wall time from the parent's spawn to the end of the import (as a user feels
+  it; on this machine its noise is seconds, far above the 10 ms target);
+- in-process, the shim's own time (upper bound): the child times, with perf_counter, every
+  call into the trigger finder (``AxolotlTrigger.find_spec``: importing the patcher, wrapt, the
+  version check, registering the hooks), every post-import hook (wrapping the targets,
+  importing the wrappers module and what it needs) and every call of wrapt's import finder
+  (which sees every later import). Nested calls are counted once.
+- in-process, added: the same minus the import time of the modules those windows loaded that
+  Axolotl loads anyway without the shim (``-X importtime`` self times of modules also present
+  in an ``off`` process): the shim only moves those imports earlier, it does not add them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+KEY = "2"
+SCENARIOS = ["on", "off", "on, no keys"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The child: runs in the Axolotl venv. Stdlib only until the import has been measured.
+# ---------------------------------------------------------------------------------------------
+
+
+class _ShimClock:
+    """Times the shim's windows; nested windows count once."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.total = {"trigger": 0.0, "hooks": 0.0, "finder": 0.0}
+        self.calls = {"trigger": 0, "hooks": 0, "finder": 0}
+        self.loaded: set[str] = set()  # modules first imported inside a window
+        self.hooks: list[dict] = []
+
+    def timed(self, kind: str, fn, *args, label: str = ""):
+        if self.depth:
+            self.depth += 1
+            try:
+                return fn(*args)
+            finally:
+                self.depth -= 1
+        # wrapt's finder runs for every import: copying sys.modules there would cost seconds.
+        before = set(sys.modules) if kind != "finder" else None
+        self.depth = 1
+        t0 = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            dt = time.perf_counter() - t0
+            self.depth = 0
+            self.total[kind] += dt
+            self.calls[kind] += 1
+            new = set(sys.modules) - before if before is not None else set()
+            self.loaded |= new
+            if kind == "hooks":
+                self.hooks.append({"module": label, "ms": dt * 1000, "new_modules": len(new)})
+
+
+def _instrument(clock: _ShimClock) -> bool:
+    """Wrap the armed trigger (and, once it fired, wrapt's hooks and finder) with timers.
+    Returns False when the shim is not armed in this process."""
+    startup = sys.modules.get("swanlab_autopatch._startup")
+    if startup is None or not any(type(f).__name__ == "AxolotlTrigger" for f in sys.meta_path):
+        return False
+    original = startup.AxolotlTrigger.find_spec
+    state = {"instrumented": False}
+
+    def after_activation() -> None:
+        importer = sys.modules.get("wrapt.importer")
+        if importer is None or state["instrumented"]:
+            return
+        state["instrumented"] = True
+        registry = getattr(importer, "_post_import_hooks", {})
+        for name, hooks in list(registry.items()):
+            if isinstance(hooks, list):
+                registry[name] = [_timed_hook(clock, hook, name) for hook in hooks]
+        for finder in sys.meta_path:
+            if type(finder).__name__ == "ImportHookFinder":
+                cls = type(finder)
+                finder_original = cls.find_spec
+
+                def find_spec(self, fullname, path=None, target=None, _o=finder_original):
+                    return clock.timed("finder", _o, self, fullname, path, target)
+
+                cls.find_spec = find_spec
+                break
+
+    def find_spec(self, fullname, path=None, target=None):
+        try:
+            return clock.timed("trigger", original, self, fullname, path, target)
+        finally:
+            after_activation()
+
+    startup.AxolotlTrigger.find_spec = find_spec
+    return True
+
+
+def _timed_hook(clock: _ShimClock, hook, name: str):
+    if not callable(hook):
+        return hook
+
+    def timed(module):
+        return clock.timed("hooks", hook, module, label=name)
+
+    return timed
+
+
+def child(argv: list[str]) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", required=True)
+    p.add_argument("--cfg", default="")
+    p.add_argument("--warmup", type=int, default=0)
+    p.add_argument("--calls", type=int, default=0)
+    p.add_argument("--ab-rounds", type=int, default=0)
+    p.add_argument("--ab-batch", type=int, default=0)
+    a = p.parse_args(argv)
+    clock = _ShimClock()
+    armed = _instrument(clock)
+    t0 = time.perf_counter()
+    import axolotl.cli.config  # noqa: F401
+    import axolotl.core.builders  # noqa: F401
+    import_s = time.perf_counter() - t0
+    end_wall = time.time()
+    result = {
+        "armed": armed, "import_s": import_s, "end_wall": end_wall,
+        "shim_ms": {k: v * 1000 for k, v in clock.total.items()}, "shim_calls": clock.calls,
+        "hooks": clock.hooks, "shim_loaded": sorted(clock.loaded),
+        "modules": sorted(sys.modules),
+        "patched": None,
+    }
+    if armed:
+        try:
+            from swanlab_autopatch import patcher
+
+            result["patched"] = patcher.status().get("wrapped")
+        except Exception as exc:  # the measurement still stands
+            result["patched"] = f"error: {exc!r}"
+    if a.cfg:
+        import config_path
+
+        result["config_path"] = config_path.child_loop(a.cfg, a.warmup, a.calls, a.ab_rounds,
+                                                        a.ab_batch)
+    with open(a.out, "w", encoding="utf-8") as fh:
+        json.dump(result, fh)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The parent.
+# ---------------------------------------------------------------------------------------------
+
+
+def axolotl_processes(ctx) -> dict:
+    """Run (once per benchmark run) the interleaved Axolotl processes that measurements 2 and 3
+    share. Returns {"samples": {scenario: [result...]}, "importtime": [result...], ...}."""
+    cache = getattr(ctx, "_axolotl_processes", None)
+    if cache is not None:
+        return cache
+    import subprocess
+    from pathlib import Path
+
+    import harness
+    import stats
+
+    smoke = ctx.smoke
+    warmup, rounds = (0, 1) if smoke else (1, 5)
+    extra_importtime_runs = 0 if smoke else 2
+    cfg_warmup, cfg_calls = (1, 5) if smoke else (3, 30)
+    ab_rounds, ab_batch = (2, 3) if smoke else (6, 7)
+    here = Path(__file__).resolve().parent
+    base = ctx.work / "axolotl-procs"
+    configs = {}
+    for name, keys in (("with-keys", True), ("no-keys", False)):
+        run_dir = base / name
+        extra = {"swanlab_project": "bench-config", "swanlab_mode": "offline"} if keys else {}
+        configs[name] = harness.write_config(run_dir / "cfg.yaml",
+                                             harness.config_for(ctx.assets, run_dir, **extra))
+    samples: dict[str, list[dict]] = {s: [] for s in SCENARIOS}
+    importtime_runs: list[dict] = []
+    failures: list[str] = []
+    jobs = [(r, warm, s, False) for r, warm, s in stats.rotations(SCENARIOS, rounds, warmup)]
+    # -X importtime for the attribution: the smoke run's single `on` process, or extra ones.
+    if smoke:
+        jobs = [(r, w, s, s == "on") for r, w, s, _ in jobs]
+    jobs += [(warmup + rounds + i, False, "on", True) for i in range(extra_importtime_runs)]
+    for i, (r, warm, scenario, with_importtime) in enumerate(jobs):
+        out = base / f"proc-{i}.json"
+        cfg = configs["no-keys" if scenario == "on, no keys" else "with-keys"]
+        env = ctx.ax_env({"SWANLAB_AUTOPATCH": "0"} if scenario == "off" else {},
+                         swanlab_root=base / ".swanlab-root")
+        cmd = [ctx.ax_python] + (["-X", "importtime"] if with_importtime else []) + [
+            str(here / "activation.py"), "--child", "--out", str(out), "--cfg", str(cfg),
+            "--warmup", str(cfg_warmup), "--calls", str(cfg_calls),
+            "--ab-rounds", str(ab_rounds if scenario == "on" else 0), "--ab-batch", str(ab_batch)]
+        stats.say(f"activation/config: round {r}{' (warm-up)' if warm else ''}, {scenario}"
+                  f"{' with -X importtime' if with_importtime else ''}")
+        spawn = time.time()
+        proc = subprocess.run(cmd, cwd=cfg.parent, env=env, capture_output=True, text=True,
+                              timeout=900)
+        if proc.returncode != 0 or not out.exists():
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
+            failures.append(f"{scenario}: exit {proc.returncode}")
+            stats.say(f"child failed ({proc.returncode}):\n{tail}")
+            if len(failures) >= 3:
+                raise RuntimeError(f"Axolotl child processes fail: {tail[-500:]}")
+            continue
+        res = json.loads(out.read_text())
+        res["wall_s"] = res["end_wall"] - spawn
+        res["scenario"] = scenario
+        res["stderr_tail"] = proc.stderr[-2000:] if not with_importtime else ""
+        if with_importtime:
+            res["importtime"] = stats.importtime(proc.stderr)
+            importtime_runs.append(res)
+            if not (smoke and scenario == "on"):
+                continue  # the extra attribution runs are not timing samples
+        if not warm:
+            samples[scenario].append(res)
+    cache = {"samples": samples, "importtime": importtime_runs, "failures": failures,
+             "rounds": rounds, "warmup": warmup, "cfg_warmup": cfg_warmup,
+             "cfg_calls": cfg_calls, "ab_rounds": ab_rounds, "ab_batch": ab_batch}
+    ctx._axolotl_processes = cache
+    return cache
+
+
+def _added_ms(run: dict, off_modules: set[str]) -> tuple[float, float, list[tuple[str, float]]]:
+    """(moved ms, added-import ms, the largest added modules) for one -X importtime run."""
+    it = run["importtime"]
+    moved = added = 0.0
+    added_list = []
+    for name in run["shim_loaded"]:
+        self_ms = it.get(name, (0, 0))[0] / 1000
+        if name in off_modules:
+            moved += self_ms
+        else:
+            added += self_ms
+            added_list.append((name, self_ms))
+    added_list.sort(key=lambda x: -x[1])
+    return moved, added, added_list
+
+
+def run(ctx) -> "stats.Section":
+    import stats
+
+    data = axolotl_processes(ctx)
+    s = data["samples"]
+    if not s["on"] or not s["off"]:
+        raise RuntimeError(f"no successful processes ({data['failures']})")
+    wall = {k: [r["wall_s"] for r in v] for k, v in s.items()}
+    imp = {k: [r["import_s"] for r in v] for k, v in s.items()}
+    shim_ms = [sum(r["shim_ms"].values()) for r in s["on"]]
+    off_modules: set[str] = set()
+    for r in s["off"]:
+        off_modules |= set(r["modules"])
+    attributions = [(_added_ms(r, off_modules), r) for r in data["importtime"] if r["armed"]]
+    added = [sum(r["shim_ms"].values()) - moved for (moved, _a, _l), r in attributions]
+    moved_ms = [m for (m, _a, _l), _r in attributions]
+
+    sec = stats.Section(KEY, "Activation inside Axolotl (`import axolotl.cli.config, "
+                        "axolotl.core.builders`)", method=_method(data))
+    w_on, w_off = wall["on"], wall["off"]
+    lo, hi = stats.diff_ci(w_on, w_off)
+    sec.figures.append(stats.Figure(
+        "2a", "Activation, whole process (spawn → imports done)", "s", w_on,
+        "`SWANLAB_AUTOPATCH=0`", w_off, "< 10 ms",
+        f"not resolvable this way: 90% interval of Δ is {lo * 1000:+.0f} … {hi * 1000:+.0f} ms "
+        "(machine noise); see 2b/2c", digits=3))
+    med_shim = stats.median(shim_ms)
+    sec.figures.append(stats.Figure(
+        "2b", "Activation, the shim's own time in-process (upper bound)", "ms", shim_ms,
+        target="< 10 ms", verdict=_verdict(med_shim, 10.0, "ms", "upper bound: includes "
+                                             "modules Axolotl imports anyway (see 2c)")))
+    if added:
+        med_added = stats.median(added)
+        sec.figures.append(stats.Figure(
+            "2c", "Activation, added cost (2b minus imports Axolotl makes anyway)", "ms", added,
+            target="< 10 ms", verdict=_verdict(med_added, 10.0, "ms", _why_added(attributions))))
+    named = [(k, w_on if k == "on" else wall[k]) for k in SCENARIOS]
+    sec.header, sec.rows = stats.scenario_rows(named, w_off, digits=3)
+    sec.rows = [["**whole process, s**"] + [""] * (len(sec.header) - 1)] + sec.rows
+    _h, rows2 = stats.scenario_rows([(k, imp[k]) for k in SCENARIOS], imp["off"], digits=3)
+    sec.rows += [["**in-process `import` statement only, s**"] + [""] * (len(sec.header) - 1)]
+    sec.rows += rows2
+    # Breakdown of the shim's own time.
+    parts = {k: [r["shim_ms"][k] for r in s["on"]] for k in ("trigger", "hooks", "finder")}
+    calls = s["on"][0]["shim_calls"]
+    sec.notes.append(
+        "The shim's own time (2b), medians over the `on` processes: trigger (patcher import, "
+        f"wrapt import, version check, hook registration) {stats.median(parts['trigger']):.2f} ms; "
+        f"post-import hooks (wrapping {len(s['on'][0]['hooks'])} modules' targets, importing the "
+        f"wrappers module and its needs) {stats.median(parts['hooks']):.2f} ms; wrapt's import "
+        f"finder on every later import ({calls['finder']} calls) "
+        f"{stats.median(parts['finder']):.2f} ms.")
+    hooks = s["on"][0]["hooks"]
+    if hooks:
+        sec.notes.append("Post-import hooks in one process: " + "; ".join(
+            f"`{h['module']}` {h['ms']:.2f} ms ({h['new_modules']} modules imported)"
+            for h in hooks))
+    if attributions:
+        (moved, add_imp, top), _r = attributions[0]
+        sec.notes.append(
+            f"Attribution (`-X importtime`, {len(attributions)} run(s)): the shim's windows "
+            f"imported {len(_r['shim_loaded'])} modules; {moved:.1f} ms of their import time is "
+            "for modules an `off` process imports too (moved earlier, not added), "
+            f"{add_imp:.1f} ms for modules only the shim brings. Largest of those: " + ", ".join(
+                f"`{n}` {ms:.2f} ms" for n, ms in top[:8]) + ".")
+        sec.notes.append(f"Moved import time per attribution run (ms): "
+                         f"{', '.join(f'{m:.1f}' for m in moved_ms)}; 2c = 2b of the same "
+                         "run minus that.")
+    patched = s["on"][0].get("patched")
+    sec.notes.append(f"Targets wrapped in the `on` processes: {patched}.")
+    if any(r["armed"] for r in s["off"]):
+        sec.notes.append("**Warning:** an `off` process had the trigger armed.")
+    if data["failures"]:
+        sec.notes.append(f"Failed processes (left out): {data['failures']}")
+    return sec
+
+
+def _verdict(value: float, limit: float, unit: str, why: str) -> str:
+    if value < limit:
+        return f"met ({why})" if why else "met"
+    return f"**missed** by {value - limit:.2f} {unit}: {why}"
+
+
+def _why_added(attributions: list) -> str:
+    tops = {}
+    for (_m, _a, top), _r in attributions:
+        for name, ms in top[:3]:
+            tops[name] = max(tops.get(name, 0.0), ms)
+    big = sorted(tops.items(), key=lambda x: -x[1])[:3]
+    return "largest own imports: " + ", ".join(f"`{n}` {ms:.1f} ms" for n, ms in big)
+
+
+def _method(data: dict) -> str:
+    return (
+        f"Processes in the axolotl-0.19.0 venv, each running `import axolotl.cli.config, "
+        f"axolotl.core.builders` and then the load_cfg loop of measurement 3. Scenarios: *on* "
+        "(shim armed, YAML with `swanlab_project`), *off* (`SWANLAB_AUTOPATCH=0`), *on, no keys* "
+        f"(shim armed, YAML without swanlab keys); {data['warmup']} warm-up round(s) and "
+        f"{data['rounds']} timed round(s), processes round-robin with a rotating start. "
+        "**2a** is the wall time from the parent's spawn to the end of the imports. **2b** is "
+        "timed inside the `on` processes with `perf_counter`: the trigger finder "
+        "(`AxolotlTrigger.find_spec`: importing the patcher and wrapt, reading Axolotl's "
+        "version, registering the hooks), each post-import hook (wrapping the targets, "
+        "importing the wrappers module and what it needs) and every call of wrapt's import "
+        "finder, which sits in front of every later import; nested calls count once. It is an "
+        "upper bound, because the trigger fires at the very first `import axolotl`, before "
+        "Axolotl has imported the standard-library modules it needs (logging, dataclasses, "
+        "inspect, pydantic…), so the shim pays for their import and Axolotl then finds them "
+        "loaded. **2c** removes that: extra `on` processes under `-X importtime` give the self "
+        "import time of every module the shim's windows loaded; the modules that an *off* "
+        "process also loads are moved, not added, and their time is subtracted from that "
+        "run's 2b.")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        sys.exit(child(sys.argv[2:]))
+    sys.exit("run benchmarks/run.py (this module is one of its measurements)")

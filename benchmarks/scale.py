@@ -1,0 +1,188 @@
+"""6. Scale: how the per-call cost grows with the keys, and the end-of-run cost with the steps.
+
+- Per call: the method of measurement 4 (per_call.py's child, one process, one offline run)
+  for dicts of 1, 8, 32 and 128 keys (the realistic Trainer keys first, then ``custom/metric_NNN``),
+  ``SwanLabAutopatchCallback.on_log`` next to a bare ``swanlab.log`` of the same dict, all eight
+  combinations interleaved.
+- finish: a fresh process per sample (axolotl-0.19.0 venv). *ours*: the run is started by the
+  callback's ``on_train_begin``, N steps are logged through ``on_log`` (14 keys, back to back),
+  then ``on_train_end`` ends the run (``swanlab_autopatch.run.finish``); *bare*: ``swanlab.init``
+  (offline, same folder layout), N ``swanlab.log`` calls, ``swanlab.finish()``. N = 10,000, plus
+  N = 10 for the fixed cost. Logging back to back is the worst case for finish: SwanLab's writer
+  thread still has a backlog to write when finish starts (in training, steps are far apart).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+KEY = "6"
+KEY_COUNTS = [1, 8, 32, 128]
+
+
+def child_finish(argv: list[str]) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", required=True)
+    p.add_argument("--logdir", required=True)
+    p.add_argument("--who", choices=["ours", "bare"], required=True)
+    p.add_argument("--steps", type=int, required=True)
+    a = p.parse_args(argv)
+    import per_call
+
+    pool = [per_call.make_logs(14, v) for v in range(32)]
+    # Both scenarios import the same modules (transformers, torch, the callback) before the
+    # timings: a process holding torch has far more objects for the garbage collector.
+    import swanlab
+    from transformers import TrainingArguments  # noqa: F401
+
+    import swanlab_autopatch.callback  # noqa: F401
+
+    if a.who == "ours":
+        loggers = per_call.Loggers(a.logdir, project="bench-finish", want=["ours"])
+        log = loggers.log_ours
+        init_s = loggers.start_s  # the callback's on_train_begin (swanlab.init inside)
+    else:
+        t0 = time.perf_counter()
+        swanlab.init(project="bench-finish", mode="offline", log_dir=a.logdir,
+                     settings=swanlab.Settings(interactive=False))
+        init_s = time.perf_counter() - t0
+        log = lambda logs, step: swanlab.log(logs, step=step)  # noqa: E731
+    t1 = time.perf_counter()
+    for step in range(1, a.steps + 1):
+        log(pool[step % len(pool)], step)
+    log_s = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    if a.who == "ours":
+        loggers.ours.on_train_end(loggers.args, loggers.state, loggers.control)
+    else:
+        swanlab.finish()
+    finish_s = time.perf_counter() - t2
+    run_dir = None
+    try:
+        import swanlab
+
+        run_dir = None if swanlab.has_run() else "finished"
+    except Exception:
+        pass
+    with open(a.out, "w", encoding="utf-8") as fh:
+        json.dump({"init_s": init_s, "log_s": log_s, "finish_s": finish_s, "steps": a.steps,
+                   "state": run_dir}, fh)
+    return 0
+
+
+def _spawn_finish(ctx, tag: str, who: str, steps: int) -> dict:
+    import subprocess
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    work = ctx.work / "scale-finish" / tag
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / "result.json"
+    env = ctx.ax_env({"SWANLAB_AUTOPATCH": "0"}, swanlab_root=work / ".swanlab-root")
+    cmd = [ctx.ax_python, str(here / "scale.py"), "--child-finish", "--out", str(out),
+           "--logdir", str(work / "swanlog"), "--who", who, "--steps", str(steps)]
+    proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0 or not out.exists():
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
+        raise RuntimeError(f"finish child failed ({proc.returncode}): {tail[-800:]}")
+    res = json.loads(out.read_text())
+    res["records"] = _count_records(work / "swanlog")
+    return res
+
+
+def _count_records(logdir) -> str | None:
+    """What the run file holds (read with the project's own reader): state and steps, a check
+    that every step landed before finish returned."""
+    try:
+        from pathlib import Path
+
+        root = str(Path(__file__).resolve().parents[1])
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        from swanlab_autopatch import reader
+
+        runs = reader.find_runs(logdir)
+        if not runs:
+            return "no run folder"
+        rec = runs[0]
+        points = max((len(v) for v in rec.scalars.values()), default=0)
+        return f"{rec.state}, {points} points per metric"
+    except Exception as exc:  # only a sanity check
+        return f"unreadable ({type(exc).__name__})"
+
+
+def run(ctx) -> "stats.Section":
+    import per_call
+    import stats
+
+    warmup, rounds, batch = (1, 3, 8) if ctx.smoke else (3, 30, 20)
+    data = per_call.spawn(ctx, "scale-per-call", [
+        "--scenarios", "bare,ours", "--keys", ",".join(map(str, KEY_COUNTS)),
+        "--warmup", str(warmup), "--rounds", str(rounds), "--batch", str(batch)])
+    res = data["results"]
+    sec = stats.Section(KEY, "Scale: keys per call, and finish after many steps",
+                        method=_method(warmup, rounds, batch, ctx.smoke))
+    sec.header = ["Keys", "ours median µs", "ours spread", "bare median µs", "bare spread", "n",
+                  "Δ µs", "Ratio", "ours µs per key", "bare µs per key"]
+    for k in KEY_COUNTS:
+        ours, bare = res[f"ours@{k}"]["calls_us"], res[f"bare@{k}"]["calls_us"]
+        so, sb = stats.summarize(ours), stats.summarize(bare)
+        sec.rows.append([str(k), stats.num(so.median, 1), stats.spread(so, 1),
+                         stats.num(sb.median, 1), stats.spread(sb, 1), str(so.n),
+                         stats.signed(so.median - sb.median, 1),
+                         stats.num(so.median / sb.median, 3),
+                         stats.num(so.median / k, 2), stats.num(sb.median / k, 2)])
+        ratio = so.median / sb.median
+        sec.figures.append(stats.Figure(
+            f"6.{k}", f"`on_log`, {k} key{'s' if k > 1 else ''}", "µs", ours,
+            "bare `swanlab.log`", bare, "≤ 1.2× bare (as 4)",
+            "met" if ratio <= 1.2 else f"**missed**: {ratio:.2f}×", digits=1))
+
+    # finish after N steps: one process per sample, interleaved.
+    big = 1000 if ctx.smoke else 10000
+    jobs = [("ours", big), ("bare", big)] if ctx.smoke else \
+        [("ours", big), ("bare", big), ("ours", 10), ("bare", 10)]
+    frounds = 1 if ctx.smoke else 3
+    fin: dict[tuple[str, int], list[dict]] = {j: [] for j in jobs}
+    for r, _warm, (who, steps) in stats.rotations(jobs, frounds, 0):
+        stats.say(f"scale: finish after {steps} steps, {who}, round {r}")
+        fin[(who, steps)].append(_spawn_finish(ctx, f"{who}-{steps}-{r}", who, steps))
+    f_ours = [x["finish_s"] for x in fin[("ours", big)]]
+    f_bare = [x["finish_s"] for x in fin[("bare", big)]]
+    sec.figures.append(stats.Figure(
+        "6f", f"`finish` after {big:,} logged steps (ours: `on_train_end`)", "s", f_ours,
+        "bare `swanlab.finish()`", f_bare, "report (how it grows)", "reported", digits=3))
+    sec.notes.append("Finish after N steps, one process per sample: " + "; ".join(
+        f"{who} N={steps:,}: init {stats.median([x['init_s'] for x in xs]):.2f} s, logging "
+        f"{stats.median([x['log_s'] for x in xs]):.2f} s "
+        f"({stats.median([x['log_s'] for x in xs]) / steps * 1e6:.0f} µs/step), finish "
+        f"{stats.median([x['finish_s'] for x in xs]):.3f} s "
+        f"(n={len(xs)}{', run file rows: ' + str(xs[0]['records']) if xs[0].get('records') else ''})"
+        for (who, steps), xs in fin.items()) + ".")
+    return sec
+
+
+def _method(warmup: int, rounds: int, batch: int, smoke: bool) -> str:
+    big = "1,000" if smoke else "10,000"
+    return (
+        "**Per call:** measurement 4's method (one process in the axolotl-0.19.0 venv, one "
+        "offline run, every call timed on its own) for dicts of 1, 8, 32 and 128 keys (the "
+        "realistic Trainer keys first, then `custom/metric_NNN`): our `on_log` and a bare "
+        "`swanlab.log` of the same dict, the eight combinations interleaved; "
+        f"{warmup} warm-up round(s), {rounds} rounds of {batch} calls. **finish:** a fresh "
+        f"process per sample: the run is started (ours: `on_train_begin`; bare: "
+        f"`swanlab.init`, offline), {big} steps of the 14-key dict are logged back to back "
+        "(ours: `on_log`; bare: `swanlab.log`), then the run is ended (ours: `on_train_end` → "
+        "`swanlab_autopatch.run.finish`; bare: `swanlab.finish()`). Back-to-back logging is the "
+        "worst case for finish, which first waits for SwanLab's writer thread to write the "
+        "backlog; in training, steps are far apart and the backlog is small. "
+        + ("" if smoke else "N = 10 gives the fixed cost; 3 interleaved rounds."))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-finish":
+        sys.exit(child_finish(sys.argv[2:]))
+    sys.exit("run benchmarks/run.py (this module is one of its measurements)")
