@@ -7,11 +7,15 @@ are shown once per loaded config.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, MutableMapping, Optional
 
 from swanlab_autopatch import checks, log, rank
+from swanlab_autopatch.redact import redact_yaml_text, scrub_text
 from swanlab_autopatch.settings import (SECRET_KEYS, ParseResult, SwanLabConfigError, given_keys,
                                         parse)
 
@@ -114,7 +118,40 @@ def after_validate(record: Record, validated: MutableMapping[str, Any]) -> None:
         for secret in SECRET_KEYS:
             validated.pop(secret, None)
         validated.update(record.result.settings.public_keys())
+        settings = record.result.settings
+        _point_at_redacted_yaml(validated, [settings.secret(k) for k in SECRET_KEYS])
     _remember(validated, record)
+
+
+def _point_at_redacted_yaml(validated: MutableMapping[str, Any], secrets: list) -> None:
+    """Axolotl copies the YAML file's text into the model card (output_dir/README.md, which
+    may be pushed to the Hub) and uploads it to other trackers. When the file holds one of our
+    secrets, point axolotl_config_path at a private redacted copy instead, as Axolotl itself
+    does with a temporary file when it is given a dict."""
+    secrets = [s for s in secrets if s]
+    path = validated.get("axolotl_config_path")
+    if not secrets or not path:
+        return
+    try:
+        text = Path(str(path)).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return
+    if not any(secret in text for secret in secrets):
+        return
+    clean = scrub_text(redact_yaml_text(text), secrets)
+    handle, copy = tempfile.mkstemp(prefix="axolotl-config-redacted-", suffix=Path(path).suffix)
+    with os.fdopen(handle, "w", encoding="utf-8") as out:  # mkstemp: readable by us only
+        out.write(clean)
+    atexit.register(_remove_quietly, copy)
+    validated["axolotl_config_path"] = copy
+    log.debug(f"axolotl_config_path points at a redacted copy of {path}")
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def ensure_parsed(cfg: MutableMapping[str, Any]) -> None:

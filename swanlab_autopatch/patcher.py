@@ -98,8 +98,15 @@ def activate(reason: str = "startup", late: bool = False) -> bool:
                 _replace_aliases()
             return True
         except Exception as exc:
-            log.warning(f"could not activate ({type(exc).__name__}: {exc}); SwanLab tracking is "
-                        "off in this process.", once="activate-failed")
+            message = (f"could not activate ({type(exc).__name__}: {exc}); SwanLab tracking is "
+                       "off in this process. Run `swanlab-autopatch doctor` for details.")
+            # Worker processes that import Axolotl again inherit the mark and stay quiet, so
+            # a job says it once.
+            if os.environ.get("SWANLAB_AUTOPATCH_ACTIVATION_FAILED"):
+                log.debug(message)
+            else:
+                os.environ["SWANLAB_AUTOPATCH_ACTIVATION_FAILED"] = "1"
+                log.warning(message, once="activate-failed")
             return False
 
 

@@ -14,10 +14,11 @@ import socket
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import urlsplit
 
 from swanlab_autopatch import checks, log
 from swanlab_autopatch.settings import SwanLabSettings
@@ -103,41 +104,38 @@ def _clean_environment() -> None:
         log.debug("removed SWANLAB_LOG_MODEL (it crashes transformers' SwanLab callback)")
 
 
-def _host_port(url: str) -> tuple[str, int]:
-    parts = urlsplit(url if "://" in url else "https://" + url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return parts.hostname or "", port
+def _answers(host: str, budget: float) -> Optional[str]:
+    """None when the API host answers HTTP within ``budget`` seconds (any status), else why
+    not. A refused port is known at once; a server that accepts and never answers costs the
+    budget, not SwanLab's ~75 s of retries."""
+    request = urllib.request.Request(f"{host}/api", method="GET",
+                                     headers={"User-Agent": "swanlab-autopatch"})
+    try:
+        with urllib.request.urlopen(request, timeout=budget):
+            return None
+    except urllib.error.HTTPError:  # an answer, even if an error status
+        return None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, (socket.timeout, TimeoutError)) or "timed out" in str(reason):
+            return f"{host} did not answer within {budget:.0f} s"
+        return f"cannot reach {host} ({getattr(reason, 'strerror', None) or reason})"
 
 
 def _login(key: str, api_host: Optional[str], budget: float) -> Optional[str]:
-    """Log in to SwanLab within ``budget`` seconds. Returns None on success, else a reason."""
+    """Log in to SwanLab. Returns None on success, else the reason it could not."""
     import swanlab
 
     host = checks.normalize_host(api_host) or checks.DEFAULT_API_HOST
-    name, port = _host_port(host)
-    started = time.monotonic()
-    try:  # a refused or unroutable address is known in a moment; don't spend the retries
-        socket.create_connection((name, port), timeout=min(5.0, budget)).close()
-    except OSError as exc:
-        return f"cannot reach {host} ({exc.strerror or exc})"
-    outcome: dict[str, Any] = {}
-
-    def attempt() -> None:
-        try:
-            swanlab.login(api_key=key, host=api_host, save=False,
-                          timeout=max(1, int(min(10.0, budget))))
-            outcome["ok"] = True
-        except BaseException as exc:  # noqa: BLE001 - reported as the reason below
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=attempt, name="swanlab-autopatch-login", daemon=True)
-    worker.start()
-    worker.join(max(budget - (time.monotonic() - started), 0.1))
-    if outcome.get("ok"):
+    unreachable = _answers(host, budget)
+    if unreachable:
+        return unreachable
+    try:  # the server answers: SwanLab's own login (bounded by its request timeout)
+        swanlab.login(api_key=key, host=api_host, save=False,
+                      timeout=max(1, int(min(10.0, budget))))
         return None
-    if "error" in outcome:
-        return f"login failed ({type(outcome['error']).__name__})"
-    return f"{host} did not answer within {budget:.0f} s"
+    except Exception as exc:
+        return f"login failed ({type(exc).__name__})"
 
 
 def _swanlab_settings(swanlab: Any, settings: SwanLabSettings) -> Any:
@@ -158,7 +156,17 @@ def _callbacks(settings: SwanLabSettings) -> list:
     try:
         from swanlab.plugin import LarkCallback
 
-        return [LarkCallback(webhook_url=url, secret=settings.secret("swanlab_lark_secret"))]
+        class RunLarkCallback(LarkCallback):
+            """SwanLab 0.10's Lark callback fails to build a link for offline and local runs
+            ("Invalid run path") and then sends nothing: send the message without a link."""
+
+            def _get_url(self):
+                try:
+                    return super()._get_url()
+                except Exception:
+                    return None
+
+        return [RunLarkCallback(webhook_url=url, secret=settings.secret("swanlab_lark_secret"))]
     except Exception as exc:
         log.warning(f"Lark notifications are unavailable in this SwanLab version "
                     f"({type(exc).__name__}); training continues without them.")

@@ -169,16 +169,18 @@ def training_env(venv: Path, extra: Optional[Mapping[str, str]] = None,
     return env
 
 
-def config_for(assets: Path, run_dir: Path, dataset: str = "alpaca",
+def config_for(assets: Path, run_dir: Path, dataset: Any = "alpaca",
                **overrides: Any) -> dict[str, Any]:
-    """A full training config; keys set to None in overrides are removed."""
+    """A full training config; ``dataset`` is "alpaca", "chat" or a list of dataset entries;
+    keys set to None in overrides are removed."""
     datasets = {
         "alpaca": [{"path": str(assets / "alpaca.jsonl"), "ds_type": "json", "type": "alpaca"}],
         "chat": [{"path": str(assets / "chat.jsonl"), "ds_type": "json", "type": "chat_template",
                   "field_messages": "messages", "roles_to_train": ["assistant"]}],
     }
     cfg = dict(BASE_CONFIG)
-    cfg.update(base_model=str(assets / "model"), datasets=datasets.get(dataset, dataset),
+    chosen = datasets[dataset] if isinstance(dataset, str) else list(dataset)
+    cfg.update(base_model=str(assets / "model"), datasets=chosen,
                dataset_prepared_path=str(run_dir / "prepared"), output_dir=str(run_dir / "out"))
     for key, value in overrides.items():
         if value is None:
