@@ -5,6 +5,7 @@ Trainer's arguments. Everything goes through ``redact`` first.
 """
 from __future__ import annotations
 
+import enum
 import json
 import math
 from pathlib import Path
@@ -33,6 +34,8 @@ def json_safe(value: Any, depth: int = 0) -> Any:
     """Plain JSON types only; anything else becomes its text. Drops None values in dicts."""
     if depth > 12:
         return str(value)
+    if isinstance(value, enum.Enum):  # Axolotl's own enums (rl: RLType.DPO) by their value
+        value = value.value
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
