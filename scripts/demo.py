@@ -28,7 +28,8 @@ run = find_runs(sys.argv[1])[0]
 loss = run.series("train/loss")
 print(f"run folder   {run.path}")
 print(f"project      {run.project}   experiment {run.name}   state {run.state}")
-print(f"steps        {len(loss)} logged, metrics: {', '.join(sorted(run.scalars)[:6])}, ...")
+train = [k for k in sorted(run.scalars) if k.startswith("train/")]
+print(f"steps        {len(loss)} logged; {len(run.scalars)} metrics, e.g. {', '.join(train[:5])}")
 print(f"first loss   step {loss[0][0]}: {loss[0][1]:.4f}")
 print(f"last loss    step {loss[-1][0]}: {loss[-1][1]:.4f}")
 """
