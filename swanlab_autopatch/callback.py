@@ -4,6 +4,7 @@ Imported only from the trainer-builder wrapper, when transformers is already loa
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping, MutableMapping, Optional
 
 from transformers import TrainerCallback
@@ -31,6 +32,7 @@ def _number(value: Any) -> Optional[float]:
     return None
 
 
+@functools.lru_cache(maxsize=4096)  # the same few keys come back every step
 def metric_name(key: str) -> str:
     """The name transformers' tracker integrations give a Trainer log key."""
     if key in SINGLE_VALUES:
@@ -46,8 +48,13 @@ def to_metrics(logs: Mapping[str, Any]) -> dict[str, float]:
     """Numeric log values under their tracker names; anything else is skipped."""
     out = {}
     for key, value in (logs or {}).items():
-        number = _number(value)
-        if number is not None and isinstance(key, str) and key:
+        if type(value) is float or type(value) is int:  # the common case, checked cheaply
+            number = value
+        else:
+            number = _number(value)
+            if number is None:
+                continue
+        if isinstance(key, str) and key:
             out[metric_name(key)] = number
     return out
 
@@ -111,7 +118,7 @@ class SwanLabAutopatchCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, model=None, **kwargs):
         try:
-            if logs and self._ensure_run(args, state, model):
+            if logs and (run.active() or self._ensure_run(args, state, model)):
                 run.log_metrics(to_metrics(logs), int(state.global_step))
         except Exception as exc:
             log.warning(f"SwanLab callback failed to log: {exc!r}", once="cb-log")

@@ -55,10 +55,10 @@ def current_targets() -> list[targets.Target]:
     if version is not None and not supported(version) and _forced():
         # Forced outside the range: the layout of the nearest release (the table's rows
         # start at the oldest supported release, so an older version would match none).
-        from packaging.version import Version
+        from swanlab_autopatch.versions import release
 
         oldest = targets.AXOLOTL_RELEASES[0]
-        version = oldest if Version(version) < Version(oldest) else None
+        version = oldest if release(version) < release(oldest) else None
     return targets.targets_for(version)
 
 

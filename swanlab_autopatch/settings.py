@@ -15,6 +15,8 @@ from typing import Any, Literal, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
+from swanlab_autopatch.errors import SwanLabConfigError  # noqa: F401  (re-exported)
+
 MODES = ("cloud", "local", "offline", "disabled")
 Mode = Literal["cloud", "local", "offline", "disabled"]
 
@@ -55,14 +57,6 @@ _PROJECT_RE = re.compile(r"^[0-9a-zA-Z_\-+.]{1,100}$")
 _WORKSPACE_RE = re.compile(r"^[0-9a-zA-Z\-_]{1,25}$")
 _HOST_RE = re.compile(r"^(https?://)?[^\s/:@]+(:\d{1,5})?(/\S*)?$", re.I)
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.I)
-
-
-class SwanLabConfigError(ValueError):
-    """A ``swanlab_*`` value the user must fix. The message is one line naming the key."""
-
-    def __init__(self, key: str, message: str):
-        super().__init__(message)
-        self.key = key
 
 
 def _describe(value: Any) -> str:

@@ -1,6 +1,8 @@
 """Installed versions of Axolotl and friends, read from package metadata without importing them."""
 from __future__ import annotations
 
+import re
+
 
 def installed(dist: str) -> str | None:
     """The installed version of a distribution, or None when it is not installed."""
@@ -14,13 +16,40 @@ def installed(dist: str) -> str | None:
         return None
 
 
-def version_in(version: str, specifier: str) -> bool:
-    """True when ``version`` satisfies a PEP 440 specifier such as ``">=0.8.0,<0.22"``."""
-    from packaging.specifiers import SpecifierSet
-    from packaging.version import Version
+def release(version: str) -> tuple[int, ...]:
+    """The release numbers of a version ("0.9.1.post1" -> (0, 9, 1); "0.13.0.dev0" ->
+    (0, 13, 0)). Pre-, post- and dev-release parts are ignored: they count as their series."""
+    parts = []
+    for piece in version.strip().lstrip("vV").split("."):
+        digits = re.match(r"\d+", piece)
+        if not digits:
+            break
+        parts.append(int(digits.group()))
+        if digits.group() != piece:  # "0rc1", "1a2": the release part ends here
+            break
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
 
-    # Pre-releases of a supported series (0.13.0.dev0) count as that series.
-    return SpecifierSet(specifier, prereleases=True).contains(Version(version))
+
+_OPERATORS = {
+    ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
+}
+
+
+def version_in(version: str, specifier: str) -> bool:
+    """True when ``version`` satisfies a comma-separated specifier such as ">=0.8.0,<0.22".
+    Own code rather than `packaging`: it runs when Axolotl is imported, where every
+    millisecond is paid by every Axolotl process, and the table only needs these operators."""
+    have = release(version)
+    for clause in filter(None, (c.strip() for c in specifier.split(","))):
+        match = re.fullmatch(r"(>=|<=|==|!=|>|<)\s*(\S+)", clause)
+        if not match:
+            raise ValueError(f"unsupported version specifier {clause!r}")
+        if not _OPERATORS[match.group(1)](have, release(match.group(2))):
+            return False
+    return True
 
 
 def axolotl_version() -> str | None:

@@ -12,9 +12,12 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from swanlab_autopatch import config_flow, log, trainer_hooks
-from swanlab_autopatch.redact import scrub_text
-from swanlab_autopatch.settings import SwanLabConfigError
+from swanlab_autopatch import log
+from swanlab_autopatch.errors import SwanLabConfigError
+
+# config_flow (pydantic), trainer_hooks and redact are imported inside the wrappers: this
+# module loads when Axolotl is imported, and a process that never loads a config (`axolotl
+# --help`, inference) should not pay for them.
 
 _excepthook_installed = False
 
@@ -47,10 +50,20 @@ def contained(where: str) -> Iterator[None]:
     except SwanLabConfigError:
         raise
     except Exception as exc:
-        message = scrub_text(f"{type(exc).__name__}: {exc}", config_flow.secrets_for_messages())
-        log.warning(f"internal error in {where} ({message}); training goes on without this "
-                    "step. Please report it with `swanlab-autopatch doctor` output.",
-                    once=f"internal-{where}")
+        message = f"{type(exc).__name__}: {exc}"
+        try:  # never echo a secret, even in our own error
+            from swanlab_autopatch import config_flow
+            from swanlab_autopatch.redact import scrub_text
+
+            message = scrub_text(message, config_flow.secrets_for_messages())
+        except Exception:
+            message = type(exc).__name__
+        try:
+            log.warning(f"internal error in {where} ({message}); training goes on without this "
+                        "step. Please report it with `swanlab-autopatch doctor` output.",
+                        once=f"internal-{where}")
+        except Exception:
+            pass
 
 
 def _first(args: tuple, kwargs: dict, name: str) -> Any:
@@ -62,6 +75,8 @@ def around_validate_config(wrapped: Any, instance: Any, args: tuple, kwargs: dic
     record = None
     try:
         with contained("validate_config"):
+            from swanlab_autopatch import config_flow
+
             record = config_flow.before_validate(cfg)
     except SwanLabConfigError as error:
         _reject(error)
@@ -76,6 +91,8 @@ def around_normalize_config(wrapped: Any, instance: Any, args: tuple, kwargs: di
     cfg = _first(args, kwargs, "cfg")
     try:
         with contained("normalize_config"):
+            from swanlab_autopatch import config_flow
+
             config_flow.ensure_parsed(cfg)
     except SwanLabConfigError as error:
         _reject(error)
@@ -85,6 +102,8 @@ def around_normalize_config(wrapped: Any, instance: Any, args: tuple, kwargs: di
 def around_load_cfg(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     cfg = wrapped(*args, **kwargs)
     with contained("load_cfg"):
+        from swanlab_autopatch import config_flow
+
         config_flow.announce(cfg)
     return cfg
 
@@ -92,6 +111,8 @@ def around_load_cfg(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> A
 def around_prepare_plugins(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     cfg = _first(args, kwargs, "cfg")
     with contained("prepare_plugins"):
+        from swanlab_autopatch import config_flow
+
         if cfg is not None:
             config_flow.drop_unloadable_plugin(cfg)
     return wrapped(*args, **kwargs)
@@ -100,6 +121,8 @@ def around_prepare_plugins(wrapped: Any, instance: Any, args: tuple, kwargs: dic
 def around_get_callbacks(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     callbacks = wrapped(*args, **kwargs)
     with contained("get_callbacks"):
+        from swanlab_autopatch import trainer_hooks
+
         callback = trainer_hooks.callback_for(instance)
         if callback is not None and isinstance(callbacks, list):
             callbacks.append(callback)
@@ -109,6 +132,8 @@ def around_get_callbacks(wrapped: Any, instance: Any, args: tuple, kwargs: dict)
 def around_post_trainer_create(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     callbacks = wrapped(*args, **kwargs)
     with contained("get_post_trainer_create_callbacks"):
+        from swanlab_autopatch import trainer_hooks
+
         trainer = _first(args, kwargs, "trainer")
         if trainer is not None:
             trainer_hooks.after_trainer(trainer)
