@@ -31,7 +31,16 @@ def child_loop(cfg_path: str, warmup: int, calls: int, ab_rounds: int = 0,
 
     own = {"depth": 0, "s": 0.0}
     instrumented = []
+    lazy_import_ms = None
+    patcher = sys.modules.get("swanlab_autopatch.patcher")
     flow = sys.modules.get("swanlab_autopatch.config_flow")
+    if flow is None and patcher is not None and getattr(patcher, "_active", False):
+        # The wrappers import config_flow (and with it the pydantic settings) at their first
+        # call. Import it here, timed, so that its functions can be timed from the first
+        # load_cfg on; the first call's share of the shim is this import plus its own work.
+        t0 = time.perf_counter()
+        import swanlab_autopatch.config_flow as flow
+        lazy_import_ms = (time.perf_counter() - t0) * 1000
     if flow is not None:
         for name in _TIMED:
             original = getattr(flow, name, None)
@@ -51,7 +60,12 @@ def child_loop(cfg_path: str, warmup: int, calls: int, ab_rounds: int = 0,
 
             setattr(flow, name, timed)
             instrumented.append(name)
-    for _ in range(warmup):
+    own["s"] = 0.0
+    t0 = time.perf_counter()
+    load_cfg(cfg_path)  # the first call of the process: what `axolotl train` does once
+    first_ms = (time.perf_counter() - t0) * 1000
+    first_own_ms = own["s"] * 1000 + (lazy_import_ms or 0.0) if instrumented else None
+    for _ in range(max(warmup - 1, 0)):
         load_cfg(cfg_path)
     times, owns = [], []
     for _ in range(calls):
@@ -60,7 +74,8 @@ def child_loop(cfg_path: str, warmup: int, calls: int, ab_rounds: int = 0,
         cfg = load_cfg(cfg_path)
         times.append((time.perf_counter() - t0) * 1000)
         owns.append(own["s"] * 1000)
-    result = {"ms": times, "own_ms": owns if instrumented else None,
+    result = {"ms": times, "own_ms": owns if instrumented else None, "first_ms": first_ms,
+              "first_own_ms": first_own_ms, "lazy_import_ms": lazy_import_ms,
               "instrumented": instrumented,
               "swanlab_keys_after": sorted(k for k in cfg if str(k).startswith(("swanlab",
                                                                                "use_swan")))}
@@ -113,6 +128,18 @@ def run(ctx) -> "stats.Section":
         sec.figures.append(stats.Figure(
             "3b", "Shim's own work per `load_cfg` (in-process)", "ms", own, target="< 5 ms",
             verdict="met" if med < 5 else f"**missed** by {med - 5:.2f} ms"))
+    first = {k: [loop["first_ms"] for loop in v if loop.get("first_ms") is not None]
+             for k, v in per.items()}
+    first_own = [loop["first_own_ms"] for loop in per["on"] if loop.get("first_own_ms") is not None]
+    if first_own:
+        med = stats.median(first_own)
+        lazy = [loop["lazy_import_ms"] for loop in per["on"] if loop.get("lazy_import_ms")]
+        sec.figures.append(stats.Figure(
+            "3e", "Shim's own work in the first `load_cfg` of a process (incl. lazy imports)",
+            "ms", first_own, target="< 5 ms",
+            verdict=("met" if med < 5 else f"**missed** by {med - 5:.2f} ms") +
+            (f" (of which importing `config_flow` and the pydantic settings: "
+             f"{stats.median(lazy):.2f} ms)" if lazy else "")))
     ab = [loop["ab"] for loop in per["on"] if loop.get("ab")]
     if ab:
         ab_on = [x for a in ab for x in a["patched"]]
@@ -141,6 +168,12 @@ def run(ctx) -> "stats.Section":
                                  proc_medians["off"], pairs=True)
     sec.rows.append(["**median per process, ms**"] + [""] * (len(sec.header) - 1))
     sec.rows += [r[:len(sec.header)] for r in r2]
+    if first["on"] and first["off"]:
+        _h3, r3 = stats.scenario_rows([(k, first[k]) for k in present if first[k]], first["off"],
+                                      pairs=True)
+        sec.rows.append(["**first call in each process, ms** (`axolotl train` loads its config "
+                         "once)"] + [""] * (len(sec.header) - 1))
+        sec.rows += [r[:len(sec.header)] for r in r3]
     paired = stats.paired(proc_medians["on"], proc_medians["off"])
     if paired:
         sec.notes.append(f"Paired per round (process medians, *on* − *off*): "
@@ -171,7 +204,11 @@ def _method(data: dict) -> str:
         "*off*: `SWANLAB_AUTOPATCH=0` with the same YAML; *on, no keys*: the shim armed and a "
         "YAML without swanlab keys. **3b** is timed inside the *on* processes: every outermost "
         "call into `swanlab_autopatch.config_flow` (parse and check the keys, put the normalised "
-        "keys back, print the messages). Process-to-process differences on this machine are "
+        "keys back, print the messages); the wrappers import `config_flow` (pydantic "
+        "settings) lazily, at their first call, so the benchmark imports it first, timed, and "
+        "**3e** is that import plus the shim's work in the first `load_cfg` of each process, "
+        "which is what `axolotl train` pays (it loads its config once); 3b is the steady "
+        "state of repeated calls. Process-to-process differences on this machine are "
         "of the same order as the target, so **3d** compares within each *on* process: batches "
         f"of {data['ab_batch']} calls alternate between the patched state and the state after "
         "the package's own `swanlab_autopatch.unpatch()` (originals restored), "

@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO / "tools"))
 import stats  # noqa: E402
 
 MEASUREMENTS = ["startup", "activation", "config_path", "per_call", "end_to_end", "scale"]
+SMOKE_GROUPS = [["end_to_end"], ["startup", "activation", "config_path"], ["per_call", "scale"]]
 AXOLOTL = "0.19.0"
 
 
@@ -46,6 +47,7 @@ class Ctx:
     ax_venv: Path
     ax_python: str
     assets: Path
+    source: str = "this source tree"
 
     def ax_env(self, extra: dict | None = None, swanlab_root: Path | None = None) -> dict:
         """A clean, offline environment for a child in the Axolotl venv."""
@@ -79,7 +81,7 @@ def _versions(ctx: Ctx) -> tuple[list[str], dict[str, list[str | None]]]:
         label = "Python" if dist == "python" else dist
         value = ax.get(dist)
         if dist == "swanlab-autopatch" and value:
-            value = f"{value} (wheel `{ctx.wheel.parent.name}`, this source tree)"
+            value = f"{value} (wheel `{ctx.wheel.parent.name}`, built from {ctx.source})"
         rows[label] = [value, (startup_env or {}).get(dist) if dist not in ("axolotl", "torch",
                                                                             "transformers")
                        else None]
@@ -107,17 +109,21 @@ def main(argv: list[str] | None = None) -> int:
 
     import harness
 
+    source = _git_state()
     wheel = harness.build_wheel()
     ax_venv, assets = harness.prepare(AXOLOTL)
     work = Path(tempfile.mkdtemp(prefix="swanlab-autopatch-bench-"))
     ctx = Ctx(smoke=args.smoke, work=work, fast_python=sys.executable, wheel=wheel,
-              ax_venv=ax_venv, ax_python=harness.python_of(ax_venv), assets=assets)
+              ax_venv=ax_venv, ax_python=harness.python_of(ax_venv), assets=assets,
+              source=source)
 
-    sections: list[stats.Section] = []
-    for name in chosen:
+    loads = [load_start]
+
+    def measure(name: str) -> stats.Section:
         module = __import__(name)
         t0 = time.monotonic()
         load0 = stats.loadavg()
+        loads.append(load0)
         stats.say(f"--- {name} (load {load0}) ---")
         try:
             section = module.run(ctx)
@@ -126,10 +132,28 @@ def main(argv: list[str] | None = None) -> int:
             section = stats.Section(getattr(module, "KEY", "?"), name, method=module.__doc__ or "",
                                     error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
         section.seconds = time.monotonic() - t0
+        load1 = stats.loadavg()
+        loads.append(load1)
         section.notes.append(f"Load average (1 / 5 / 15 min) during this section: {load0} at "
-                             f"the start, {stats.loadavg()} at the end.")
+                             f"the start, {load1} at the end.")
         stats.say(f"{name} done in {section.seconds:.0f} s")
-        sections.append(section)
+        return section
+
+    if args.smoke:
+        # Smoke mode only checks that everything runs: independent groups of measurements at
+        # the same time (config_path reuses activation's processes; scale reuses per_call's
+        # child program; the end-to-end trainings are the longest part).
+        groups = [[m for m in group if m in chosen] for group in SMOKE_GROUPS]
+        done: dict[str, stats.Section] = {}
+
+        def run_group(group: list[str]) -> None:
+            for name in group:
+                done[name] = measure(name)
+
+        stats.maybe_parallel([lambda g=g: run_group(g) for g in groups if g], parallel=True)
+        sections = [done[name] for name in chosen]
+    else:
+        sections = [measure(name) for name in chosen]
 
     columns, versions = _versions(ctx)
     total = time.monotonic() - started
@@ -138,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/run.py" + (" --smoke" if args.smoke else ""),
         "date": time.strftime("%Y-%m-%d %H:%M %Z"), "mode": mode, "total_minutes": total / 60,
         "machine": stats.machine(), "load_start": load_start, "load_end": load_end,
-        "load_note": _load_note(load_start, load_end),
+        "load_note": _load_note(loads + [load_end]),
         "version_columns": columns, "versions": versions,
     }
     text = stats.render(meta, sections)
@@ -163,19 +187,43 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _load_note(start: str, end: str) -> str:
+def _git_state() -> str:
+    """The commit the measured source comes from, and whether the package had local edits."""
+    try:
+        rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--",
+                                "swanlab_autopatch", "startup", "pyproject.toml"],
+                               capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "this source tree"
+    if not rev:
+        return "this source tree"
+    return f"git `{rev}`" + (" plus uncommitted changes" if dirty else "")
+
+
+def _load_note(samples: list[str]) -> str:
+    """A warning when the 1-minute load, sampled at the start and end of every section, went
+    above three quarters of the cores."""
     import os
 
-    try:
-        cores = os.cpu_count() or 1
-        worst = max(float(start.split("/")[0]), float(end.split("/")[0]))
-    except ValueError:
+    cores = os.cpu_count() or 1
+    values = []
+    for sample in samples:
+        try:
+            values.append(float(sample.split("/")[0]))
+        except ValueError:
+            continue
+    if not values:
         return ""
+    worst = max(values)
     if worst > cores * 0.75:
-        return (f"**The machine was busy** (1-minute load up to {worst:.1f} on {cores} cores: "
-                "other jobs were running). Absolute times are inflated and noisier than on an "
-                "idle machine; the interleaving spreads that noise evenly over the scenarios, so "
-                "differences and ratios remain comparable, with wider intervals.")
+        return (f"**The machine was busy**: the 1-minute load average, sampled at the start and "
+                f"end of every section, went up to {worst:.1f} on {cores} cores (other jobs were "
+                "running; each section's values are in its notes). Absolute times are inflated "
+                "and noisier than on an idle machine; the interleaving spreads that noise evenly "
+                "over the scenarios, so differences and ratios remain comparable, with wider "
+                "intervals.")
     return ""
 
 

@@ -233,6 +233,19 @@ def say(message: str) -> None:
     sys.stderr.flush()
 
 
+def maybe_parallel(jobs: Sequence[Any], parallel: bool) -> list[Any]:
+    """Call each job (a no-argument function); at once in threads when ``parallel`` (smoke
+    mode: the jobs start subprocesses, and their times are not used), else one after another.
+    Results come back in the jobs' order."""
+    if not parallel or len(jobs) < 2:
+        return [job() for job in jobs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = [pool.submit(job) for job in jobs]
+        return [f.result() for f in futures]
+
+
 def check_run(cmd: Sequence[str], **kw: Any) -> subprocess.CompletedProcess:
     """Run a helper command; on failure raise with the tail of its output."""
     kw.setdefault("capture_output", True)
@@ -280,6 +293,12 @@ def render(meta: dict[str, Any], sections: Sequence[Section]) -> str:
         "session: compare the differences and ratios, not absolute times with another machine "
         "or another day.")
     add("")
+    if meta["mode"] == "smoke":
+        add("**Smoke run**: a handful of iterations per measurement, and measurements and "
+            "their processes run at the same time to save time, so the figures below only show "
+            "that every measurement runs. Use the full run (`python benchmarks/run.py`) for "
+            "numbers.")
+        add("")
     add("## Machine")
     add("")
     add("| | |")
