@@ -52,25 +52,17 @@ def _venv_dir(venvs: Any) -> Path:
 
 def ensure_venv(ctx: Any) -> Path:
     """The cached dependency venv (built once per machine, about a minute)."""
-    import fcntl
-
     import venvs  # tools/venvs.py
 
-    target = _venv_dir(venvs)
-    if (target / ".complete").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.with_name(target.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (target / ".complete").exists():
-            return target
+    def build(target: Path) -> None:
         shutil.rmtree(target, ignore_errors=True)
         stats.say(f"startup: building the start-up venv {target} (once per machine)")
         stats.check_run([venvs.find_python("3.11"), "-m", "venv", "--without-pip", str(target)])
         stats.check_run([ctx.fast_python, "-m", "pip", "--python", str(target / "bin" / "python"),
                          "install", "-q", "--disable-pip-version-check", *DEPS])
         (target / ".complete").write_text(json.dumps(DEPS))
-    return target
+
+    return venvs.build_once(_venv_dir(venvs), build)
 
 
 def _site_packages(venv: Path) -> Path:

@@ -199,19 +199,22 @@ BUILDERS = {"plain": _build_plain, "axolotl": _build_axolotl, "old-axolotl": _bu
 def ensure(name: str) -> Path:
     if name not in ENVS:
         raise SystemExit(f"venvs: unknown environment {name!r}; known: {', '.join(ENVS)}")
-    target = env_path(name)
+    return build_once(env_path(name), lambda target: _build(name, target))
+
+
+def build_once(target: Path, build) -> Path:
+    """``build(target)`` unless ``target/.complete`` exists. Several processes may ask for the
+    same folder at once: one builds under a file lock, the others wait and reuse it."""
     if (target / ".complete").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Several test processes may ask for the same environment at once: one builds, the
-    # others wait for it.
     import fcntl
 
     with open(target.with_name(target.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (target / ".complete").exists():
-            return target
-        return _build(name, target)
+        if not (target / ".complete").exists():
+            build(target)
+    return target
 
 
 def _build(name: str, target: Path) -> Path:

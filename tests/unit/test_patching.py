@@ -521,3 +521,42 @@ def test_fake_axolotl_is_the_one_imported(tmp_path):
     """, "0.9.2")
     assert Path(result["file"]).is_relative_to(FAKE_AXOLOTL)
     assert result["version"] == "0.9.2"
+
+
+def _site(root: Path, *dist_infos: str, package: bool = True) -> Path:
+    root.mkdir(parents=True)
+    if package:
+        (root / "axolotl").mkdir()
+    for name in dist_infos:
+        (root / name).mkdir()
+    return root
+
+
+@pytest.mark.parametrize("entries,expected", [
+    # a regular install: the dist-info folder next to the package
+    ([("site", ["axolotl-0.19.0.dist-info", "axolotl_contribs_lgpl-0.1.dist-info"], True)],
+     "0.19.0"),
+    # an earlier path entry without the package is passed over, as import does
+    ([("other", ["axolotl-0.8.0.dist-info"], False),
+      ("site", ["Axolotl-0.21.0.dist-info"], True)], "0.21.0"),
+    # a source tree first (editable install): unsure, importlib.metadata decides
+    ([("src", [], True), ("site", ["axolotl-0.19.0.dist-info"], True)], None),
+    # two metadata folders next to one package: unsure
+    ([("site", ["axolotl-0.18.0.dist-info", "axolotl-0.19.0.dist-info"], True)], None),
+    ([("site", [], False)], None),
+])
+def test_axolotl_version_from_the_dist_info_folder_name(tmp_path, monkeypatch, entries, expected):
+    from swanlab_autopatch import versions
+
+    paths = [str(_site(tmp_path / name, *infos, package=package))
+             for name, infos, package in entries]
+    monkeypatch.setattr("sys.path", [str(tmp_path / "missing"), *paths])
+    assert versions._version_from_dist_info("axolotl") == expected
+
+
+def test_axolotl_version_falls_back_to_package_metadata(tmp_path, monkeypatch):
+    from swanlab_autopatch import versions
+
+    monkeypatch.setattr(versions, "_version_from_dist_info", lambda dist: None)
+    monkeypatch.setattr(versions, "installed", lambda dist: "0.12.2")
+    assert versions.axolotl_version() == "0.12.2"

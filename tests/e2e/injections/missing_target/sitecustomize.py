@@ -1,11 +1,9 @@
 """Fault injection: a changed Axolotl layout. The table now points get_callbacks at a name
 this Axolotl does not have, as if Axolotl had renamed the method."""
-import dataclasses
-
 from swanlab_autopatch import targets
 
 targets.TARGETS = tuple(
-    dataclasses.replace(t, attr="TrainerBuilderBase.get_callbacks_renamed")
+    t._replace(attr="TrainerBuilderBase.get_callbacks_renamed")
     if t.key == "get_callbacks" else t
     for t in targets.TARGETS
 )
