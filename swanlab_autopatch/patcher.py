@@ -16,18 +16,17 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections import namedtuple
 from types import ModuleType
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
 
 from swanlab_autopatch import log, targets
 from swanlab_autopatch.versions import axolotl_version, version_in
 
 
-class Applied(NamedTuple):  # not a dataclass: cheaper to define while Axolotl imports
-    target: targets.Target
-    module: ModuleType
-    handle: Any  # the wrapt FunctionWrapper now in place
-    original: Any
+# (target, module, handle: the wrapt FunctionWrapper now in place, original). A namedtuple,
+# not a dataclass: this module is imported while Axolotl imports, where each ms counts.
+Applied = namedtuple("Applied", "target module handle original")
 
 
 _lock = threading.RLock()

@@ -6,7 +6,7 @@ The module paths per release come from ../shared/notes/axolotl-internals.md (sec
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections import namedtuple
 
 # Every Axolotl release from 0.8.0 through the 0.21 series. Outside it: one warning, nothing
 # patched (SWANLAB_AUTOPATCH_FORCE=1 tries anyway).
@@ -25,28 +25,24 @@ AXOLOTL_RELEASES = (
 UPSTREAM_PLUGIN_SINCE = "0.13.1"
 
 
-class Target(NamedTuple):
-    """One attribute to wrap (a NamedTuple: this module is imported when Axolotl is, and a
-    dataclass costs about 1 ms more to define).
+class Target(namedtuple("Target", "key module attr wrapper versions required purpose params",
+                        defaults=((),))):
+    """One attribute to wrap.
 
     key: a short stable name (used in messages, doctor output and tests).
     module: the module that defines the attribute.
     attr: the attribute path inside that module ("func" or "Class.method").
     wrapper: the name of the wrapt wrapper function in ``swanlab_autopatch.wrappers``.
-    versions: the Axolotl releases (a PEP 440 specifier) where the attribute lives here.
+    versions: the Axolotl releases (a specifier such as ">=0.10.0") where the attribute lives.
     required: without it SwanLab tracking cannot happen at all (as opposed to a lost extra).
     purpose: what is lost when the target is missing, for the warning.
     params: the leading parameters the wrapper relies on (checked against every release).
+
+    A plain namedtuple: this module is imported whenever Axolotl is, and a dataclass or a
+    typing.NamedTuple (which compiles each annotation) costs milliseconds more to define.
     """
 
-    key: str
-    module: str
-    attr: str
-    wrapper: str
-    versions: str
-    required: bool
-    purpose: str
-    params: tuple[str, ...] = ()
+    __slots__ = ()
 
     @property
     def dotted(self) -> str:
