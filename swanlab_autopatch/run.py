@@ -61,20 +61,10 @@ class _State:
     borrowed: bool = False  # a run the user's code started: log into it, never finish it
     finished: bool = False
     atexit_registered: bool = False
-    module: Any = None  # swanlab, once imported
 
 
 _state = _State()
 _lock = threading.RLock()
-
-
-def _swanlab() -> Any:
-    """The swanlab module, imported once (this sits on the per-step path)."""
-    if _state.module is None:
-        import swanlab
-
-        _state.module = swanlab
-    return _state.module
 
 
 def active() -> bool:
@@ -330,7 +320,9 @@ def log_metrics(metrics: dict[str, float], step: int) -> None:
     if not metrics or not active():
         return
     try:
-        _swanlab().log(metrics, step=step)
+        import swanlab
+
+        swanlab.log(metrics, step=step)
     except Exception as exc:
         log.warning(f"SwanLab could not log metrics ({type(exc).__name__}: {exc}); training "
                     "continues.", once="log-metrics")
