@@ -8,24 +8,47 @@ Rules for this module: no imports at module level, nothing heavy at all (``os`` 
 already loaded when site runs), never raise, never print unless ``SWANLAB_AUTOPATCH_DEBUG`` is set.
 """
 
+_ON_VALUES = ("1", "true", "yes", "on")
 _OFF_VALUES = ("0", "false", "no", "off")
 _armed = False  # CPython runs a venv's .pth files twice (cpython#75723): arm only once.
 
 
-def _env(name):
+def flag(name, default=False):
+    """The one rule for every on/off environment switch of this package: 1, true, yes, on
+    (any case) mean on; 0, false, no, off mean off; unset, empty or anything else: ``default``.
+    Defined here because this module is loaded in every process anyway."""
     import os
 
-    return os.environ.get(name, "").strip().lower()
+    value = os.environ.get(name, "").strip().lower()
+    if value in _ON_VALUES:
+        return True
+    if value in _OFF_VALUES:
+        return False
+    return default
+
+
+def seconds(name, default):
+    """A duration switch in seconds (at least 0.1); ``default`` when unset or not a number."""
+    import os
+
+    try:
+        return max(float(os.environ.get(name, default)), 0.1)
+    except ValueError:
+        return default
 
 
 def disabled_by_env():
     """True when ``SWANLAB_AUTOPATCH`` turns the package off (0, false, no, off; any case)."""
-    return _env("SWANLAB_AUTOPATCH") in _OFF_VALUES
+    return not flag("SWANLAB_AUTOPATCH", default=True)
+
+
+def debug_on():
+    return flag("SWANLAB_AUTOPATCH_DEBUG")
 
 
 def debug(message):
     """Write one line to stderr, only when ``SWANLAB_AUTOPATCH_DEBUG`` is on."""
-    if _env("SWANLAB_AUTOPATCH_DEBUG") not in ("", *_OFF_VALUES):
+    if debug_on():
         import sys
 
         sys.stderr.write(f"[swanlab-autopatch] debug: {message}\n")

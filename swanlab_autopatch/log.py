@@ -6,17 +6,13 @@ shows up whatever the host configured, and is never duplicated through the root 
 from __future__ import annotations
 
 import logging
-import os
 import sys
+
+from swanlab_autopatch._startup import debug_on
 
 PREFIX = "[swanlab-autopatch]"
 _logger: logging.Logger | None = None
 _said: set[str] = set()
-
-
-def _debug_on() -> bool:
-    return os.environ.get("SWANLAB_AUTOPATCH_DEBUG", "").strip().lower() not in (
-        "", "0", "false", "no", "off")
 
 
 class _Stderr(logging.StreamHandler):
@@ -39,7 +35,7 @@ def logger() -> logging.Logger:
             handler.setFormatter(logging.Formatter(f"{PREFIX} %(levelname)s: %(message)s"))
             log.addHandler(handler)
         log.propagate = False
-        log.setLevel(logging.DEBUG if _debug_on() else logging.INFO)
+        log.setLevel(logging.DEBUG if debug_on() else logging.INFO)
         _logger = log
     return _logger
 

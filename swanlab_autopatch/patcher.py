@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any, Optional
 
 from swanlab_autopatch import log, targets
+from swanlab_autopatch._startup import flag
 from swanlab_autopatch.versions import axolotl_version, version_in
 
 
@@ -40,7 +41,7 @@ _missing: dict[tuple[str, str], str] = {}  # (module, attr) -> reason
 
 
 def _forced() -> bool:
-    return os.environ.get("SWANLAB_AUTOPATCH_FORCE", "").strip().lower() in ("1", "true", "yes", "on")
+    return flag("SWANLAB_AUTOPATCH_FORCE")
 
 
 def supported(version: Optional[str]) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from swanlab_autopatch import checks, log
+from swanlab_autopatch._startup import seconds
 from swanlab_autopatch.settings import SwanLabSettings
 
 # SwanLab's name for the spec's `cloud` mode.
@@ -28,21 +29,14 @@ _SWANLAB_MODE = {"cloud": "online", "local": "local", "offline": "offline", "dis
 RUN_ID_FILE = ".swanlab-autopatch-run.json"  # in output_dir, to resume the run with training
 
 
-def _seconds(name: str, default: float) -> float:
-    try:
-        return max(float(os.environ.get(name, default)), 0.1)
-    except ValueError:
-        return default
-
-
 def connect_timeout() -> float:
     """How long cloud mode may take to log in before falling back to offline."""
-    return _seconds("SWANLAB_AUTOPATCH_CONNECT_TIMEOUT", 20.0)
+    return seconds("SWANLAB_AUTOPATCH_CONNECT_TIMEOUT", 20.0)
 
 
 def finish_timeout() -> float:
     """How long the end of a run may wait for SwanLab (uploads in cloud mode)."""
-    return _seconds("SWANLAB_AUTOPATCH_FINISH_TIMEOUT", 60.0)
+    return seconds("SWANLAB_AUTOPATCH_FINISH_TIMEOUT", 60.0)
 
 
 @dataclass
