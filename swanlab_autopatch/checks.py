@@ -36,12 +36,9 @@ def named_upstream_plugin(cfg: Mapping[str, Any]) -> Optional[str]:
 
 def upstream_plugin_available() -> bool:
     """True when the installed Axolotl ships its own SwanLab plugin (0.13.1 and later)."""
-    import importlib.util
+    from swanlab_autopatch.versions import module_available
 
-    try:
-        return importlib.util.find_spec("axolotl.integrations.swanlab") is not None
-    except (ImportError, ValueError):
-        return False
+    return module_available("axolotl.integrations.swanlab")
 
 
 def _on(cfg: Mapping[str, Any], *keys: str) -> bool:

@@ -24,16 +24,6 @@ def _startup_files() -> list[Path]:
     return found
 
 
-def _module_exists(name: str) -> Optional[bool]:
-    """Whether a module can be found, importing only its parent packages (None: unknown)."""
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
-    except Exception:
-        return None
-
-
 def _check_target(target) -> tuple[str, str]:
     """(state, detail) of one target in the installed Axolotl, reading source, not importing."""
     import ast
@@ -62,8 +52,9 @@ def _check_target(target) -> tuple[str, str]:
 
 def doctor(_args: argparse.Namespace) -> int:
     from swanlab_autopatch import _startup, checks, targets
-    from swanlab_autopatch.settings import SwanLabConfigError, parse
-    from swanlab_autopatch.versions import version_in, versions_report
+    from swanlab_autopatch.errors import SwanLabConfigError
+    from swanlab_autopatch.settings import parse
+    from swanlab_autopatch.versions import module_available, version_in, versions_report
 
     problems: list[str] = []
     print(f"swanlab-autopatch {__version__} on Python {sys.version.split()[0]} ({sys.executable})")
@@ -124,7 +115,7 @@ def doctor(_args: argparse.Namespace) -> int:
     except SwanLabConfigError as exc:
         print(f"  environment problem: {exc}")
         problems.append(str(exc))
-    if _module_exists("swanboard"):
+    if module_available("swanboard"):
         print("  dashboard (swanboard): installed, `swanlab watch` works for local runs")
     else:
         print("  dashboard (swanboard): not installed; pip install 'swanlab-autopatch[dashboard]'")

@@ -16,8 +16,9 @@ from typing import Any, MutableMapping, Optional
 
 from swanlab_autopatch import checks, log, rank
 from swanlab_autopatch.redact import redact_yaml_text, scrub_text
-from swanlab_autopatch.settings import (SECRET_KEYS, ParseResult, SwanLabConfigError, given_keys,
-                                        parse)
+from swanlab_autopatch.versions import module_available
+from swanlab_autopatch.errors import SwanLabConfigError
+from swanlab_autopatch.settings import SECRET_KEYS, ParseResult, given_keys, parse
 
 
 @dataclass
@@ -90,20 +91,11 @@ def before_validate(cfg: MutableMapping[str, Any]) -> Record:
     if not given_keys(cfg):
         return Record(result=None, dropped_plugin=dropped)
     result = parse(cfg)
-    if result.settings.tracking and not _swanlab_installed():
+    if result.settings.tracking and not module_available("swanlab"):
         raise SwanLabConfigError(
             "swanlab", "SwanLab is not installed, but the config asks for SwanLab tracking. "
             "Install it with `pip install swanlab`, or remove the swanlab_* keys.")
     return Record(result=result, dropped_plugin=dropped)
-
-
-def _swanlab_installed() -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec("swanlab") is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def after_validate(record: Record, validated: MutableMapping[str, Any]) -> None:

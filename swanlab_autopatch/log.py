@@ -74,8 +74,3 @@ def warning(message: str, **kw) -> None:
 
 def error(message: str, **kw) -> None:
     say(logging.ERROR, message, **kw)
-
-
-def forget_said() -> None:
-    """Reset the once-only memory (a new config load, and tests)."""
-    _said.clear()

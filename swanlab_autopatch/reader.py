@@ -145,10 +145,6 @@ class RunRecord:
             return None
         return max(0.0, (end - self.started_at).total_seconds())
 
-    @property
-    def damaged(self) -> bool:
-        return bool(self.problems)
-
     def label(self) -> str:
         """A short human name: ``name (id)``, or whatever of the two is known."""
         if self.name and self.run_id:

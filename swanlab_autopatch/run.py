@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 from swanlab_autopatch import checks, log
 from swanlab_autopatch._startup import seconds
+from swanlab_autopatch.paths import default_log_dir
 from swanlab_autopatch.settings import SwanLabSettings
 
 # SwanLab's name for the spec's `cloud` mode.
@@ -212,7 +213,7 @@ def _init(swanlab: Any, request: StartRequest, mode: str, log_dir: Optional[str]
 
 def _writable_log_dir(log_dir: Optional[str]) -> Optional[str]:
     """The configured log folder if it can be written, else a fresh temporary one."""
-    target = Path(log_dir or os.environ.get("SWANLAB_LOG_DIR") or "swanlog")
+    target = Path(log_dir or default_log_dir())
     try:
         target.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=target, prefix=".write-test-", delete=True)
@@ -302,9 +303,9 @@ def _start(request: StartRequest) -> bool:
 
 
 def _check_dashboard() -> None:
-    import importlib.util
+    from swanlab_autopatch.versions import module_available
 
-    if importlib.util.find_spec("swanboard") is None:
+    if not module_available("swanboard"):
         log.info("swanlab_mode is local but the dashboard is not installed, so `swanlab watch` "
                  "cannot show this run. Install it with: pip install 'swanlab-autopatch[dashboard]'")
 
@@ -401,9 +402,3 @@ def _finish_bounded(run: Any, state: str, error: Optional[str]) -> None:
 def _finish_at_exit() -> None:
     """The process ends without on_train_end (evaluate, a crash caught by user code)."""
     finish("success")
-
-
-def reset() -> None:
-    """Forget the current run (tests; a new job in the same process)."""
-    with _lock:
-        _state.run, _state.borrowed, _state.finished = None, False, False

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from swanlab_autopatch.reader import (DecoderUnavailable, RunReadError, RunRecord, find_runs,
                                       higher_is_better, read_run)
+from swanlab_autopatch.paths import default_log_dir
 from swanlab_autopatch.redact import redact
 
 LOSS_KEYS = ("train/loss", "loss")
@@ -24,10 +24,6 @@ MISSING = "-"
 
 
 # -- small formatting helpers ------------------------------------------------------------
-
-
-def default_log_dir() -> str:
-    return os.environ.get("SWANLAB_LOG_DIR") or os.environ.get("SWANLAB_LOGDIR") or "./swanlog"
 
 
 def _num(value: Optional[float]) -> str:

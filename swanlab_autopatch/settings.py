@@ -15,7 +15,9 @@ from typing import Any, Literal, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
-from swanlab_autopatch.errors import SwanLabConfigError  # noqa: F401  (re-exported)
+from swanlab_autopatch.errors import SwanLabConfigError
+from swanlab_autopatch.paths import LOG_DIR_VARS
+from swanlab_autopatch.redact import clean_text
 
 MODES = ("cloud", "local", "offline", "disabled")
 Mode = Literal["cloud", "local", "offline", "disabled"]
@@ -50,13 +52,12 @@ ENV_FALLBACKS: dict[str, tuple[str, ...]] = {
     "swanlab_description": ("SWANLAB_DESCRIPTION", "SWANLAB_EXPERIMENT_DESCRIPTION"),
     "swanlab_api_host": ("SWANLAB_API_HOST",),
     "swanlab_web_host": ("SWANLAB_WEB_HOST",),
-    "swanlab_log_dir": ("SWANLAB_LOG_DIR", "SWANLAB_LOGDIR"),
+    "swanlab_log_dir": LOG_DIR_VARS,
 }
 
 _PROJECT_RE = re.compile(r"^[0-9a-zA-Z_\-+.]{1,100}$")
 _WORKSPACE_RE = re.compile(r"^[0-9a-zA-Z\-_]{1,25}$")
 _HOST_RE = re.compile(r"^(https?://)?[^\s/:@]+(:\d{1,5})?(/\S*)?$", re.I)
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.I)
 
 
 def _describe(value: Any) -> str:
@@ -66,7 +67,7 @@ def _describe(value: Any) -> str:
         text = repr(value)
     except Exception:  # e.g. an int too large to print
         text = f"<{type(value).__name__}>"
-    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    text = clean_text(text)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -74,8 +75,7 @@ def _shown(value: Any) -> str:
     """A value inside quotes of a message: printable text as typed, anything else escaped."""
     if not isinstance(value, str):
         return _describe(value)
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
-    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    text = clean_text("".join(c if c.isprintable() else repr(c)[1:-1] for c in value))
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -16,6 +16,17 @@ def installed(dist: str) -> str | None:
         return None
 
 
+def module_available(name: str) -> bool:
+    """Whether a module can be imported, without importing it (only its parent packages).
+    Any failure to look it up counts as "not available"."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except Exception:  # a missing parent (ModuleNotFoundError), a broken package, a bad name
+        return False
+
+
 def release(version: str) -> tuple[int, ...]:
     """The release numbers of a version ("0.9.1.post1" -> (0, 9, 1); "0.13.0.dev0" ->
     (0, 13, 0)). Pre-, post- and dev-release parts are ignored: they count as their series."""

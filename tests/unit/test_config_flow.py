@@ -58,7 +58,7 @@ import importlib, json, os, sys, traceback
 import swanlab_autopatch
 assert swanlab_autopatch.patch() is True
 from axolotl.cli.config import load_cfg
-from swanlab_autopatch.settings import SwanLabConfigError
+from swanlab_autopatch.errors import SwanLabConfigError
 jobs = json.loads(os.environ["T_JOBS"])
 if any(job["preload"] for job in jobs):
     import swanlab_autopatch.callback  # the real transformers, imported once for all children
