@@ -51,7 +51,7 @@ def _check_target(target) -> tuple[str, str]:
 
 
 def doctor(_args: argparse.Namespace) -> int:
-    from swanlab_autopatch import _startup, checks, targets
+    from swanlab_autopatch import _startup, credentials, targets
     from swanlab_autopatch.errors import SwanLabConfigError
     from swanlab_autopatch.settings import parse
     from swanlab_autopatch.versions import module_available, version_in, versions_report
@@ -103,14 +103,14 @@ def doctor(_args: argparse.Namespace) -> int:
     try:
         result = parse({"use_swanlab": True, "swanlab_project": "doctor-check"})
         settings = result.settings
-        key, source = checks.find_api_key(settings)
+        key, source = credentials.find_api_key(settings)
         print(f"  API key: {'found in ' + source if key else 'none (env, config or saved login)'}")
         mode = settings.swanlab_mode
         effective = mode if (mode != "cloud" or key) else "offline (cloud without a key)"
         origin = f" from {result.from_env['swanlab_mode']}" if "swanlab_mode" in result.from_env \
             else " (default; a config's swanlab_mode wins)"
         print(f"  mode: {mode}{origin}; effective without a config: {effective}")
-        host = checks.normalize_host(settings.swanlab_api_host) or checks.DEFAULT_API_HOST
+        host = credentials.normalize_host(settings.swanlab_api_host) or credentials.DEFAULT_API_HOST
         print(f"  API host: {host}")
     except SwanLabConfigError as exc:
         print(f"  environment problem: {exc}")

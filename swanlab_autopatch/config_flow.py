@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, MutableMapping, Optional
 
-from swanlab_autopatch import checks, log, rank
+from swanlab_autopatch import checks, credentials, log, rank
 from swanlab_autopatch.redact import redact_yaml_text, scrub_text
 from swanlab_autopatch.versions import module_available
 from swanlab_autopatch.errors import SwanLabConfigError
@@ -192,13 +192,13 @@ def announce(cfg: MutableMapping[str, Any]) -> None:
     if settings.swanlab_mode == "disabled":
         log.info("swanlab_mode is disabled: nothing is tracked and nothing is written.")
         return
-    if settings.swanlab_mode == "cloud" and checks.find_api_key(settings)[0] is None:
-        maybe = checks.other_key_sources()
+    if settings.swanlab_mode == "cloud" and credentials.find_api_key(settings)[0] is None:
+        maybe = credentials.other_key_sources()
         if maybe:
             log.info(f"No SwanLab API key in the config, the environment or a saved login; "
                      f"SwanLab may find one in {', '.join(maybe)} when the run starts.")
         else:
-            log.warning(checks.NO_KEY_WARNING)
+            log.warning(credentials.NO_KEY_WARNING)
     if settings.swanlab_log_model:
         log.info("swanlab_log_model has no effect yet: SwanLab does not store model "
                  "checkpoints. Checkpoints stay in output_dir.")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from swanlab_autopatch import checks, log
+from swanlab_autopatch import credentials, log
 from swanlab_autopatch._startup import seconds
 from swanlab_autopatch.paths import default_log_dir
 from swanlab_autopatch.settings import SwanLabSettings
@@ -121,7 +121,7 @@ def _login(key: str, api_host: Optional[str], budget: float) -> Optional[str]:
     """Log in to SwanLab. Returns None on success, else the reason it could not."""
     import swanlab
 
-    host = checks.normalize_host(api_host) or checks.DEFAULT_API_HOST
+    host = credentials.normalize_host(api_host) or credentials.DEFAULT_API_HOST
     unreachable = _answers(host, budget)
     if unreachable:
         return unreachable
@@ -136,9 +136,9 @@ def _login(key: str, api_host: Optional[str], budget: float) -> Optional[str]:
 def _swanlab_settings(swanlab: Any, settings: SwanLabSettings) -> Any:
     hosts = {}
     if settings.swanlab_api_host:
-        hosts["api_host"] = checks.normalize_host(settings.swanlab_api_host)
+        hosts["api_host"] = credentials.normalize_host(settings.swanlab_api_host)
     if settings.swanlab_web_host:
-        hosts["web_host"] = checks.normalize_host(settings.swanlab_web_host)
+        hosts["web_host"] = credentials.normalize_host(settings.swanlab_web_host)
     # Never an interactive prompt: a training job has nobody at the keyboard.
     return swanlab.Settings(interactive=False, **hosts)
 
@@ -259,7 +259,7 @@ def _start(request: StartRequest) -> bool:
     fallback_reason = None
     attempt_started = time.monotonic()
     if mode == "online":
-        key, _source = checks.find_api_key(settings, deep=True)
+        key, _source = credentials.find_api_key(settings, deep=True)
         if key is None:
             fallback_reason = "no API key"
         else:

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from swanlab_autopatch import checks
+from swanlab_autopatch import checks, credentials
 from tests.support.fake import FAKE_AXOLOTL, fake_env
 
 PREFIX = "[swanlab-autopatch]"
@@ -638,7 +638,7 @@ def test_saved_login_must_match_the_api_host(tmp_path, monkeypatch, machine, api
     (tmp_path / "root" / ".netrc").write_text(NETRC.format(host=machine))
     cfg = {"swanlab_project": "p", **({"swanlab_api_host": api_host} if api_host else {})}
     settings = parse(cfg, env={}).settings
-    key, source = checks.find_api_key(settings, env={"SWANLAB_ROOT": str(tmp_path / "root")})
+    key, source = credentials.find_api_key(settings, env={"SWANLAB_ROOT": str(tmp_path / "root")})
     assert (key == "netrc-key-123456") is found
     assert (key is None) is (not found) and ("netrc-key" not in source)
 
@@ -647,10 +647,10 @@ def test_key_lookup_order():
     from swanlab_autopatch.settings import parse
 
     settings = parse({"swanlab_project": "p", "swanlab_api_key": "cfg-key"}, env={}).settings
-    assert checks.find_api_key(settings, env={"SWANLAB_API_KEY": "env-key"}) == (
+    assert credentials.find_api_key(settings, env={"SWANLAB_API_KEY": "env-key"}) == (
         "cfg-key", "swanlab_api_key in the config")
     settings = parse({"swanlab_project": "p"}, env={}).settings
-    assert checks.find_api_key(settings, env={"SWANLAB_API_KEY": "'env-key'",
+    assert credentials.find_api_key(settings, env={"SWANLAB_API_KEY": "'env-key'",
                                               "SWANLAB_ROOT": "/nonexistent"}) == (
         "env-key", "the SWANLAB_API_KEY environment variable")
 

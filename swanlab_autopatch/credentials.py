@@ -1,0 +1,106 @@
+"""Where SwanLab's credentials and hosts come from: the API key (config, environment, a saved
+`swanlab login`, SwanLab's own files) and the normalised API host. No network call here."""
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+from typing import Mapping, Optional
+from urllib.parse import urlsplit
+
+from swanlab_autopatch.settings import SwanLabSettings
+
+DEFAULT_API_HOST = "https://api.swanlab.cn"
+
+
+def normalize_host(host: Optional[str]) -> Optional[str]:
+    """``scheme://host[:port]`` as SwanLab stores it (https by default, no path)."""
+    if not host:
+        return None
+    text = host.strip()
+    if "://" not in text:
+        text = "https://" + text
+    parts = urlsplit(text)
+    return f"{parts.scheme}://{parts.netloc}".rstrip("/").lower()
+
+
+def _netrc_files(env: Mapping[str, str]) -> list[Path]:
+    root = env.get("SWANLAB_ROOT") or env.get("SWANLAB_SAVE_DIR") or str(Path.home() / ".swanlab")
+    return [Path.cwd() / ".swanlab" / ".netrc", Path(root) / ".netrc"]
+
+
+def _saved_login(api_host: str, env: Mapping[str, str]) -> Optional[tuple[str, Path]]:
+    for path in _netrc_files(env):
+        try:
+            if not path.is_file():
+                continue
+            entries = netrc.netrc(str(path)).hosts
+        except (OSError, netrc.NetrcParseError):
+            continue
+        for machine, (_login, _account, password) in entries.items():
+            if password and normalize_host(machine.removesuffix("/api")) == api_host:
+                return password, path
+    return None
+
+
+def find_api_key(settings: SwanLabSettings, env: Mapping[str, str] | None = None,
+                 deep: bool = False) -> tuple[Optional[str], str]:
+    """The API key SwanLab would use and where it comes from, without any network call.
+
+    Order: ``swanlab_api_key`` in the config, ``SWANLAB_API_KEY``, a saved ``swanlab login``
+    for the same API host; with ``deep`` (at run start, where swanlab is imported anyway) also
+    SwanLab's own other sources. Returns (None, "") when there is none.
+    """
+    env = os.environ if env is None else env
+    key = settings.secret("swanlab_api_key")
+    if key:
+        return key, "swanlab_api_key in the config"
+    key = env.get("SWANLAB_API_KEY", "").strip().strip("'\"")
+    if key:
+        return key, "the SWANLAB_API_KEY environment variable"
+    api_host = normalize_host(settings.swanlab_api_host) or DEFAULT_API_HOST
+    saved = _saved_login(api_host, env)
+    if saved:
+        return saved[0], f"a saved `swanlab login` ({saved[1]})"
+    key = _swanlab_settings_key(api_host) if deep else None
+    if key:
+        return key, "SwanLab's own settings (swanlab.yaml, .env or the secrets folder)"
+    return None, ""
+
+
+def other_key_sources() -> list[str]:
+    """Files where SwanLab may find a key that only SwanLab itself can read (checked without
+    importing it, so the config path stays light)."""
+    found = [name for name in ("swanlab.yaml", "swanlab.yml") if Path(name).is_file()]
+    try:
+        if Path(".env").is_file() and "SWANLAB_API_KEY" in Path(".env").read_text(errors="ignore"):
+            found.append(".env")
+    except OSError:
+        pass
+    if os.environ.get("SWANLAB_SECRETS_DIR"):
+        found.append("$SWANLAB_SECRETS_DIR")
+    return found
+
+
+def _swanlab_settings_key(api_host: str) -> Optional[str]:
+    """Ask SwanLab itself, which also reads ./swanlab.yaml, ./.env and $SWANLAB_SECRETS_DIR.
+    Internal API of swanlab 0.10: any failure just means "no key found here"."""
+    try:
+        from swanlab.sdk.internal.settings import create_settings
+
+        found = create_settings()
+        key = found.api_key
+        if key is None or normalize_host(str(found.api_host)) != api_host:
+            return None
+        return key.get_secret_value() if hasattr(key, "get_secret_value") else str(key)
+    except Exception:
+        return None
+
+
+NO_KEY_WARNING = (
+    "SwanLab cloud mode enabled but no API key found. Ways out: (1) export "
+    "SWANLAB_API_KEY=your-api-key, (2) add `swanlab_api_key: your-api-key` to the config (less "
+    "secure), (3) run `swanlab login` once before training, (4) use `swanlab_mode: local` (or "
+    "offline) to track on this machine only. Without a key this run is recorded offline and "
+    "can be uploaded later with `swanlab sync`."
+)
