@@ -31,29 +31,34 @@ class Record:
     announced: bool = False
 
 
-_records: dict[int, Record] = {}
-_latest: Optional[Record] = None
-# The `plugins:` entry removed from a raw cfg (by id) before Axolotl loads its plugins, so the
-# validate step that follows can still say so.
-_dropped: dict[int, str] = {}
+@dataclass
+class _Slot:
+    """What this process remembers between the wrappers: one configuration at a time, held by
+    identity (the objects themselves, compared with ``is``; an ``id()`` could be reused once
+    Python frees the object)."""
+
+    record: Optional[Record] = None  # the latest validated configuration's record
+    validated: Any = None  # the cfg object that record belongs to
+    # Axolotl's prepare_plugins runs before validate_config on the same raw cfg: a `plugins:`
+    # entry removed there is kept here so the validate step can still report it.
+    raw: Any = None
+    dropped: Optional[str] = None
 
 
-def _remember(cfg: Any, record: Record) -> None:
-    global _latest
-    _records.clear()  # one training per process at a time; keep memory flat
-    _records[id(cfg)] = record
-    _latest = record
+_slot = _Slot()
 
 
 def record_for(cfg: Any) -> Optional[Record]:
     """The record of a validated cfg (by identity), else the latest one when the cfg carries
     the same project (a copy made by user code), else None."""
-    found = _records.get(id(cfg))
-    if found is not None:
-        return found
-    if _latest is not None and _latest.result is not None and cfg is not None:
-        if cfg.get("swanlab_project") == _latest.result.settings.swanlab_project:
-            return _latest
+    record = _slot.record
+    if record is None or cfg is None:
+        return None
+    if cfg is _slot.validated:
+        return record
+    if record.result is not None and \
+            cfg.get("swanlab_project") == record.result.settings.swanlab_project:
+        return record
     return None
 
 
@@ -67,27 +72,34 @@ def _upstream_state(cfg: MutableMapping[str, Any]) -> tuple[bool, Optional[str]]
     return False, entry
 
 
+def _drop(cfg: MutableMapping[str, Any], entry: str) -> None:
+    plugins = cfg.get("plugins")
+    if isinstance(plugins, str):
+        plugins = [plugins]
+    cfg["plugins"] = [p for p in plugins if p != entry]
+    _slot.raw, _slot.dropped = cfg, entry
+
+
 def drop_unloadable_plugin(cfg: MutableMapping[str, Any]) -> Optional[str]:
     """Remove a `plugins:` entry naming Axolotl's SwanLab plugin where this Axolotl has none,
     so Axolotl neither fails nor complains; this package does the job instead."""
     stand_down, entry = _upstream_state(cfg)
     if entry is None or stand_down:
         return None
-    plugins = cfg.get("plugins")
-    if isinstance(plugins, str):
-        plugins = [plugins]
-    cfg["plugins"] = [p for p in plugins if p != entry]
-    _dropped.clear()
-    _dropped[id(cfg)] = entry
+    _drop(cfg, entry)
     return entry
 
 
 def before_validate(cfg: MutableMapping[str, Any]) -> Record:
-    """Parse the raw swanlab keys (raises SwanLabConfigError on bad input)."""
-    stand_down, _ = _upstream_state(cfg)
+    """Parse the raw swanlab keys (raises SwanLabConfigError on bad input). The question of
+    Axolotl's own plugin is decided here once and kept in the record."""
+    stand_down, entry = _upstream_state(cfg)
     if stand_down:
         return Record(result=None, stand_down=True)
-    dropped = drop_unloadable_plugin(cfg) or _dropped.pop(id(cfg), None)
+    if entry is not None:  # a config that skipped prepare_plugins (an API user, Ray workers)
+        _drop(cfg, entry)
+    dropped = _slot.dropped if _slot.raw is cfg else None
+    _slot.raw, _slot.dropped = None, None
     if not given_keys(cfg):
         return Record(result=None, dropped_plugin=dropped)
     result = parse(cfg)
@@ -112,7 +124,7 @@ def after_validate(record: Record, validated: MutableMapping[str, Any]) -> None:
         validated.update(record.result.settings.public_keys())
         settings = record.result.settings
         _point_at_redacted_yaml(validated, [settings.secret(k) for k in SECRET_KEYS])
-    _remember(validated, record)
+    _slot.record, _slot.validated = record, validated
 
 
 def _point_at_redacted_yaml(validated: MutableMapping[str, Any], secrets: list) -> None:
@@ -220,7 +232,8 @@ def announce(cfg: MutableMapping[str, Any]) -> None:
 
 def secrets_for_messages() -> list[str]:
     """Every secret value this process knows, to scrub from any text we print."""
-    if _latest is None or _latest.result is None:
+    record = _slot.record
+    if record is None or record.result is None:
         return []
-    settings = _latest.result.settings
+    settings = record.result.settings
     return [s for s in (settings.secret(k) for k in SECRET_KEYS) if s]

@@ -771,3 +771,45 @@ def test_environment_fills_in_and_says_so(out):
     assert "swanlab_mode taken from the environment variable SWANLAB_MODE." in infos
     assert "swanlab_workspace taken from the environment variable SWANLAB_WORKSPACE." in infos
     assert not any(w.startswith(NO_KEY) for w in out.at("WARNING"))
+
+
+# -- the state kept between wrappers -------------------------------------------------------------
+
+
+def test_records_are_held_by_identity_not_id(monkeypatch):
+    """A record belongs to the validated cfg object itself: another object (even one that
+    reuses a freed object's id) without the same project gets nothing."""
+    from swanlab_autopatch import config_flow
+
+    monkeypatch.setattr(config_flow, "_slot", config_flow._Slot())
+    raw = {"swanlab_project": "ident", "swanlab_mode": "offline"}
+    record = config_flow.before_validate(raw)
+    validated = {"base_model": "m"}
+    config_flow.after_validate(record, validated)
+    assert config_flow.record_for(validated) is record
+    stranger = {"base_model": "m"}  # equal content, no project: not this run's cfg
+    assert config_flow.record_for(stranger) is None
+    copy = dict(validated)  # a copy made by user code keeps the project key
+    assert config_flow.record_for(copy) is record
+    assert config_flow._slot.validated is validated  # kept alive, so its id cannot be reused
+
+
+def test_upstream_plugin_question_is_decided_once(monkeypatch):
+    from swanlab_autopatch import config_flow
+
+    monkeypatch.setattr(config_flow, "_slot", config_flow._Slot())
+    calls = []
+    monkeypatch.setattr(checks, "upstream_plugin_available", lambda: calls.append(1) or False)
+    raw = {"plugins": [UPSTREAM, OTHER_PLUGIN], "swanlab_project": "p", "swanlab_mode": "offline"}
+    assert config_flow.drop_unloadable_plugin(raw) == UPSTREAM  # prepare_plugins
+    record = config_flow.before_validate(raw)  # validate_config, same raw cfg
+    assert record.dropped_plugin == UPSTREAM
+    assert raw["plugins"] == [OTHER_PLUGIN]
+    assert len(calls) == 1, "before_validate asked again after prepare_plugins decided"
+    assert config_flow._slot.raw is None  # the memo is used once
+
+    calls.clear()  # a config that never went through prepare_plugins (an API user)
+    raw = {"plugins": [UPSTREAM], "swanlab_project": "p", "swanlab_mode": "offline"}
+    record = config_flow.before_validate(raw)
+    assert record.dropped_plugin == UPSTREAM and raw["plugins"] == []
+    assert len(calls) == 1, calls
