@@ -46,22 +46,30 @@ def debug_on():
     return flag("SWANLAB_AUTOPATCH_DEBUG")
 
 
+def _write(level, message):
+    import sys
+
+    try:  # even these lines go through the one secret mask (imported only when one is said)
+        from swanlab_autopatch.redact import mask
+
+        message = mask(message)
+    except Exception:
+        message = "<message withheld: it could not be checked for secrets>"
+    try:
+        sys.stderr.write(f"[swanlab-autopatch] {level}: {message}\n")
+    except Exception:
+        pass
+
+
 def debug(message):
     """Write one line to stderr, only when ``SWANLAB_AUTOPATCH_DEBUG`` is on."""
     if debug_on():
-        import sys
-
-        sys.stderr.write(f"[swanlab-autopatch] debug: {message}\n")
+        _write("debug", message)
 
 
 def warn(message):
     """One warning line on stderr, for failures a user must hear about even without debug."""
-    import sys
-
-    try:
-        sys.stderr.write(f"[swanlab-autopatch] WARNING: {message}\n")
-    except Exception:
-        pass
+    _write("WARNING", message)
 
 
 class AxolotlTrigger:

@@ -144,9 +144,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Masked:
+    """A text stream that masks secrets (redact.mask) in everything a command prints."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        from swanlab_autopatch.redact import mask
+
+        return self._stream.write(mask(text) if text.strip() else text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Masked(out), _Masked(err)
+    try:
+        return int(args.func(args) or 0)
+    finally:
+        sys.stdout, sys.stderr = out, err
 
 
 if __name__ == "__main__":

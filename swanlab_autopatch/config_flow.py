@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, MutableMapping, Optional
 
 from swanlab_autopatch import checks, credentials, log, rank
-from swanlab_autopatch.redact import redact_yaml_text, scrub_text
+from swanlab_autopatch.redact import mask, redact_yaml_text, register_secret
 from swanlab_autopatch.versions import module_available
 from swanlab_autopatch.errors import SwanLabConfigError
 from swanlab_autopatch.settings import SECRET_KEYS, ParseResult, given_keys, parse
@@ -103,6 +103,7 @@ def before_validate(cfg: MutableMapping[str, Any]) -> Record:
     if not given_keys(cfg):
         return Record(result=None, dropped_plugin=dropped)
     result = parse(cfg)
+    register_secret(*(result.settings.secret(k) for k in SECRET_KEYS))
     if result.settings.tracking and not module_available("swanlab"):
         raise SwanLabConfigError(
             "swanlab", "SwanLab is not installed, but the config asks for SwanLab tracking. "
@@ -116,6 +117,7 @@ def after_validate(record: Record, validated: MutableMapping[str, Any]) -> None:
         # Axolotl's plugin keeps the keys; keep the key out of the printed cfg and hand it to
         # SwanLab the way SwanLab really reads it (its init ignores an api_key argument).
         key = validated.pop("swanlab_api_key", None) if hasattr(validated, "pop") else None
+        register_secret(key)
         if key and not os.environ.get("SWANLAB_API_KEY"):
             os.environ["SWANLAB_API_KEY"] = str(key)
     elif record.result is not None:
@@ -142,7 +144,7 @@ def _point_at_redacted_yaml(validated: MutableMapping[str, Any], secrets: list) 
         return
     if not any(secret in text for secret in secrets):
         return
-    clean = scrub_text(redact_yaml_text(text), secrets)
+    clean = mask(redact_yaml_text(text))
     handle, copy = tempfile.mkstemp(prefix="axolotl-config-redacted-", suffix=Path(path).suffix)
     with os.fdopen(handle, "w", encoding="utf-8") as out:  # mkstemp: readable by us only
         out.write(clean)
@@ -228,12 +230,3 @@ def announce(cfg: MutableMapping[str, Any]) -> None:
             log.info("Other ranks will skip SwanLab to avoid conflicts")
         else:
             log.debug(f"rank {where.rank} of {where.world_size}: SwanLab is left to rank 0")
-
-
-def secrets_for_messages() -> list[str]:
-    """Every secret value this process knows, to scrub from any text we print."""
-    record = _slot.record
-    if record is None or record.result is None:
-        return []
-    settings = record.result.settings
-    return [s for s in (settings.secret(k) for k in SECRET_KEYS) if s]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
+from swanlab_autopatch.redact import register_secret
 from swanlab_autopatch.settings import SwanLabSettings
 
 DEFAULT_API_HOST = "https://api.swanlab.cn"
@@ -44,6 +45,15 @@ def _saved_login(api_host: str, env: Mapping[str, str]) -> Optional[tuple[str, P
 
 
 def find_api_key(settings: SwanLabSettings, env: Mapping[str, str] | None = None,
+                 deep: bool = False) -> tuple[Optional[str], str]:
+    """The API key SwanLab would use and where it comes from, without any network call
+    (see _find_api_key); whatever is found is registered for masking."""
+    key, source = _find_api_key(settings, env, deep)
+    register_secret(key)
+    return key, source
+
+
+def _find_api_key(settings: SwanLabSettings, env: Mapping[str, str] | None = None,
                  deep: bool = False) -> tuple[Optional[str], str]:
     """The API key SwanLab would use and where it comes from, without any network call.
 

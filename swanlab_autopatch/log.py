@@ -1,4 +1,5 @@
-"""The package's messages: one logger, one prefix, printed on global rank 0 only.
+"""The package's messages: one logger, one prefix, printed on global rank 0 only, and every
+one of them masked for secrets (redact.mask) on its way out.
 
 Axolotl configures logging for its own namespace; ours has its own stderr handler so a message
 shows up whatever the host configured, and is never duplicated through the root logger.
@@ -9,6 +10,7 @@ import logging
 import sys
 
 from swanlab_autopatch._startup import debug_on
+from swanlab_autopatch.redact import mask
 
 PREFIX = "[swanlab-autopatch]"
 _logger: logging.Logger | None = None
@@ -57,11 +59,13 @@ def say(level: int, message: str, *, once: str | None = None, all_ranks: bool = 
         _said.add(once)
     if not all_ranks and level > logging.DEBUG and not _on_rank_zero():
         level = logging.DEBUG
-    logger().log(level, message)
+    log = logger()
+    if log.isEnabledFor(level):
+        log.log(level, mask(message))
 
 
 def debug(message: str) -> None:
-    logger().debug(message)
+    say(logging.DEBUG, message)
 
 
 def info(message: str, **kw) -> None:

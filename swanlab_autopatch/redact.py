@@ -165,9 +165,35 @@ def redact_yaml_text(text: str) -> str:
     return "".join(out)
 
 
-def scrub_text(text: str, secrets: list[str]) -> str:
-    """Replace known secret strings anywhere in a message (for errors that echo values)."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, MASK)
-    return text
+# -- the one choke point for text that leaves this package --------------------------------------
+
+_registered: set[str] = set()
+_SHORTEST = 4  # shorter values would mask ordinary words
+
+
+def register_secret(*values: object) -> None:
+    """Remember secret values (the config's, a saved login's) so that ``mask`` hides them
+    wherever they turn up. The config layer calls this once per configuration."""
+    for value in values:
+        if isinstance(value, str) and len(value.strip()) >= _SHORTEST:
+            _registered.add(value.strip())
+
+
+def _environment_secrets() -> set[str]:
+    import os
+
+    return {value.strip() for name, value in os.environ.items()
+            if len(value.strip()) >= _SHORTEST and is_secret_key(name)}
+
+
+def mask(text: object) -> str:
+    """Every line this package prints or logs, and every error text it hands to SwanLab, goes
+    through here: each secret the process knows (registered ones, secret-named environment
+    variables such as SWANLAB_API_KEY) becomes ``***``, and so do credentials inside URLs."""
+    try:
+        out = str(text)
+        for secret in sorted(_registered | _environment_secrets(), key=len, reverse=True):
+            out = out.replace(secret, MASK)
+        return clean_text(out)
+    except Exception:  # never let a message through unchecked
+        return "<message withheld: it could not be checked for secrets>"

@@ -23,6 +23,7 @@ from typing import Any, Optional
 from swanlab_autopatch import credentials, log
 from swanlab_autopatch._startup import seconds
 from swanlab_autopatch.paths import default_log_dir
+from swanlab_autopatch.redact import mask
 from swanlab_autopatch.settings import SwanLabSettings
 
 # SwanLab's name for the spec's `cloud` mode.
@@ -353,6 +354,7 @@ def finish(state: str = "success", error: Optional[str] = None) -> None:
             _state.finished = _state.finished or _state.borrowed
             return
         run, _state.finished = _state.run, True
+    error = mask(error) if error else error  # a traceback may quote a secret
     try:
         if run.mode == "online":
             _finish_bounded(run, state, error)

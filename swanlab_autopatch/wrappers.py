@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 from swanlab_autopatch import log
 from swanlab_autopatch.errors import SwanLabConfigError
+from swanlab_autopatch.redact import mask
 
 # config_flow (pydantic), trainer_hooks and redact are imported inside the wrappers: this
 # module loads when Axolotl is imported, and a process that never loads a config (`axolotl
@@ -26,7 +27,7 @@ def _config_error_hook(previous: Any) -> Any:
     def hook(exc_type: Any, exc: BaseException, tb: Any) -> None:
         if isinstance(exc, SwanLabConfigError):
             # The user's fix is in the message; a traceback through Axolotl would bury it.
-            sys.stderr.write(f"{log.PREFIX} ERROR: {exc}\n")
+            sys.stderr.write(f"{log.PREFIX} ERROR: {mask(str(exc))}\n")
             return
         previous(exc_type, exc, tb)
 
@@ -50,18 +51,10 @@ def contained(where: str) -> Iterator[None]:
     except SwanLabConfigError:
         raise
     except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}"
-        try:  # never echo a secret, even in our own error
-            from swanlab_autopatch import config_flow
-            from swanlab_autopatch.redact import scrub_text
-
-            message = scrub_text(message, config_flow.secrets_for_messages())
-        except Exception:
-            message = type(exc).__name__
-        try:
-            log.warning(f"internal error in {where} ({message}); training goes on without this "
-                        "step. Please report it with `swanlab-autopatch doctor` output.",
-                        once=f"internal-{where}")
+        try:  # log masks any secret the message quotes
+            log.warning(f"internal error in {where} ({type(exc).__name__}: {exc}); training goes "
+                        "on without this step. Please report it with `swanlab-autopatch doctor` "
+                        "output.", once=f"internal-{where}")
         except Exception:
             pass
 

@@ -119,7 +119,7 @@ class Store:
     """Everything the stand-in received, in ``DIR/store.sqlite3`` (+ ``DIR/objects/``)."""
 
     def __init__(self, root: Path, readonly: bool = False):
-        self.root = Path(root)
+        self.root = Path(root).resolve()
         self.objects = self.root / "objects"
         if not readonly:
             self.objects.mkdir(parents=True, exist_ok=True)
@@ -1189,8 +1189,10 @@ class StandIn:
     """
 
     def __init__(self, store_dir: Path, api_keys: Optional[List[str]] = None, faults: Optional[Dict[str, Any]] = None,
-                 legacy_projects: bool = False, python: Optional[str] = None, startup_timeout: float = 30.0):
+                 legacy_projects: bool = False, python: Optional[str] = None, startup_timeout: float = 30.0,
+                 extra_args: Optional[List[str]] = None):
         self.store_dir = Path(store_dir)
+        self.extra_args = list(extra_args or [])
         self.api_keys = list(api_keys if api_keys is not None else ["standin-test-key"])
         self.faults = faults
         self.legacy_projects = legacy_projects
@@ -1216,6 +1218,7 @@ class StandIn:
             cmd += ["--faults", json.dumps(self.faults)]
         if self.legacy_projects:
             cmd.append("--legacy-projects")
+        cmd += self.extra_args
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from swanlab_autopatch import rank
-from swanlab_autopatch.redact import MASK, is_secret_key, redact, redact_yaml_text, scrub_text
+from swanlab_autopatch.redact import MASK, is_secret_key, mask, redact, redact_yaml_text, register_secret
 
 CANARY = "CANARY-5e2b"
 
@@ -199,9 +199,34 @@ def test_redact_yaml_text_on_plain_text_without_secrets_is_identity():
     assert redact_yaml_text(text) == text
 
 
-def test_scrub_text_masks_known_secrets():
-    assert scrub_text(f"failed with {CANARY}!", [CANARY, "", "ab"]) == f"failed with {MASK}!"
-    assert scrub_text("ab stays", ["ab"]) == "ab stays"  # too short to scrub safely
+def test_mask_hides_registered_secrets(monkeypatch):
+    from swanlab_autopatch import redact as module
+
+    monkeypatch.setattr(module, "_registered", set())
+    register_secret(CANARY, "", "ab", None, 123)
+    assert mask(f"failed with {CANARY}!") == f"failed with {MASK}!"
+    assert mask("ab stays") == "ab stays"  # too short to mask safely
+
+
+def test_mask_hides_environment_secrets_and_url_credentials(monkeypatch):
+    monkeypatch.setenv("SWANLAB_API_KEY", "env-CANARY-91")
+    monkeypatch.setenv("HF_TOKEN", "hf-CANARY-72")
+    monkeypatch.setenv("SWANLAB_PROJ_NAME", "plain-project")  # not a secret name: kept
+    text = mask("key env-CANARY-91, token hf-CANARY-72, project plain-project, host "
+                "https://bob:pw-CANARY@swan.example.com/api, hook "
+                "https://open.feishu.cn/open-apis/bot/v2/hook/abc-CANARY")
+    assert "CANARY" not in text, text
+    assert "plain-project" in text and "swan.example.com" in text
+
+
+def test_every_message_of_the_package_is_masked(monkeypatch, capsys):
+    from swanlab_autopatch import _startup, log
+
+    monkeypatch.setenv("SWANLAB_API_KEY", "env-CANARY-55")
+    log.warning("boom env-CANARY-55")
+    _startup.warn("activation env-CANARY-55")
+    err = capsys.readouterr().err
+    assert "boom ***" in err and "activation ***" in err and "CANARY" not in err
 
 
 # -- rank --------------------------------------------------------------------------------------
