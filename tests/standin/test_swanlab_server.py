@@ -145,7 +145,7 @@ def user_metrics(exp: dict) -> dict:
 
 
 def offline_run_dir(tmp_path: Path) -> Path:
-    dirs = sorted((workdir(tmp_path) / "swanlog").glob("run-*"))
+    dirs = sorted((workdir(tmp_path) / "offline-logs").glob("run-*"))
     assert len(dirs) == 1, dirs
     return dirs[0]
 
@@ -326,7 +326,7 @@ def test_resume_by_id_continues_the_same_experiment(server, tmp_path):
 
 OFFLINE_RUN = """
 workspace = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] != "-" else None
-run = swanlab.init(mode="offline", project="offline-proj", workspace=workspace, name="offline-run",
+run = swanlab.init(mode="offline", project="offline-proj", workspace=workspace, name="offline-run", log_dir="offline-logs",
                    description="recorded offline", config={"batch": 8}, tags=["off"])
 for step in range(1, 6):
     swanlab.log({"train/loss": round(5.0 - 0.5 * step, 3)}, step=step)
@@ -358,7 +358,7 @@ def test_offline_then_sync_with_host_and_key_flags(server, tmp_path):
 
 
 def test_offline_then_sync_with_env_settings(server, tmp_path):
-    results(run_client(tmp_path, "offline", OFFLINE_RUN, "-"))
+    results(run_client(tmp_path, "offline", OFFLINE_RUN, "-").stdout)
     env = client_env(tmp_path, SWANLAB_API_HOST=server.url, SWANLAB_WEB_HOST=server.url, SWANLAB_API_KEY=KEY2)
     proc = swanlab_cli(tmp_path, "sync", str(offline_run_dir(tmp_path)), env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -374,7 +374,7 @@ def test_sync_id_backfills_an_existing_experiment(server, tmp_path):
                    .stdout)[0]["ok"]
     # ... and a local run holds all of 1-5
     local = """
-    run = swanlab.init(mode="offline", project="proj-r", name="local-copy")
+    run = swanlab.init(mode="offline", project="proj-r", name="local-copy", log_dir="offline-logs")
     for step in range(1, 6):
         swanlab.log({"loss": 10.0 - step}, step=step)
     swanlab.finish()
@@ -402,7 +402,7 @@ def test_sync_id_backfills_an_existing_experiment(server, tmp_path):
 LIVE = """
 url, key, go = sys.argv[1], sys.argv[2], sys.argv[3]
 swanlab.login(api_key=key, host=url, save=False)
-run = swanlab.init(project="proj-live", workspace="team-l", name="live", id="liverun001")
+run = swanlab.init(project="proj-live", workspace="team-l", name="live", id="liverun001", resume="allow")
 swanlab.log({"loss": 1.0}, step=1)
 out(stage="logged-1")
 while not os.path.exists(go):

@@ -1,0 +1,210 @@
+"""`swanlab-autopatch doctor`: examine an installation (``examine`` returns a report, tested
+as data) and print it (``render``). Nothing here imports Axolotl or torch: the patch targets
+are checked by reading Axolotl's source."""
+from __future__ import annotations
+
+import ast
+import os
+import site
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+STARTUP_FILES = ("swanlab_autopatch.pth", "swanlab_autopatch.start")
+
+
+@dataclass
+class TargetCheck:
+    dotted: str
+    required: bool
+    state: str  # found | missing | unknown
+    detail: str = ""
+
+
+@dataclass
+class DoctorReport:
+    version: str
+    python: str
+    executable: str
+    startup_files: list[str] = field(default_factory=list)
+    switch_value: Optional[str] = None  # SWANLAB_AUTOPATCH as set (None when unset)
+    switched_off: bool = False
+    armed: bool = False
+    versions: dict[str, Optional[str]] = field(default_factory=dict)
+    supported_range: str = ""
+    targets: list[TargetCheck] = field(default_factory=list)
+    api_key_source: Optional[str] = None  # where a key was found; never the key
+    mode: Optional[str] = None
+    mode_origin: str = ""
+    effective_mode: Optional[str] = None
+    api_host: Optional[str] = None
+    environment_problem: Optional[str] = None
+    dashboard: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def startup_files() -> list[Path]:
+    """The installed start-up files on this interpreter's site-packages folders."""
+    folders = list(site.getsitepackages()) + [site.getusersitepackages()]
+    found = []
+    for folder in dict.fromkeys(folders):
+        for name in STARTUP_FILES:
+            path = Path(folder) / name
+            if path.is_file():
+                found.append(path)
+    return found
+
+
+def check_target(target) -> TargetCheck:
+    """One target in the installed Axolotl, from its source (only parent packages are imported
+    to find the module)."""
+    import importlib.util
+
+    need = bool(target.required)
+    try:
+        spec = importlib.util.find_spec(target.module)
+    except Exception as exc:
+        return TargetCheck(target.dotted, need, "missing",
+                           f"module not importable ({type(exc).__name__})")
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return TargetCheck(target.dotted, need, "missing", "module not found")
+    try:
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError) as exc:
+        return TargetCheck(target.dotted, need, "unknown",
+                           f"cannot read source ({type(exc).__name__})")
+    scope: list[ast.AST] = list(tree.body)
+    for part in target.attr.split("."):
+        match = next((n for n in scope if isinstance(n, (ast.FunctionDef, ast.ClassDef,
+                                                         ast.AsyncFunctionDef))
+                      and n.name == part), None)
+        if match is None:
+            return TargetCheck(target.dotted, need, "missing",
+                               f"{part} not defined in {spec.origin}")
+        scope = list(getattr(match, "body", []))
+    return TargetCheck(target.dotted, need, "found", spec.origin)
+
+
+def _startup_part(report: DoctorReport) -> None:
+    from swanlab_autopatch import _startup
+
+    report.startup_files = [str(p) for p in startup_files()]
+    if not any(p.endswith(".pth") for p in report.startup_files):
+        report.problems.append("the start-up file swanlab_autopatch.pth is not in "
+                               "site-packages (reinstall, or use sitecustomize_example/)")
+    report.switch_value = os.environ.get("SWANLAB_AUTOPATCH")
+    report.switched_off = _startup.disabled_by_env()
+    report.armed = _startup.is_armed()
+    if report.switched_off:
+        report.problems.append("SWANLAB_AUTOPATCH turns the package off in this environment")
+
+
+def _axolotl_part(report: DoctorReport) -> None:
+    from swanlab_autopatch import targets
+    from swanlab_autopatch.versions import version_in
+
+    report.supported_range = targets.SUPPORTED_AXOLOTL
+    axolotl = report.versions.get("axolotl")
+    if not axolotl:
+        report.problems.append("Axolotl is not installed")
+        return
+    if not version_in(axolotl, targets.SUPPORTED_AXOLOTL):
+        report.problems.append(f"Axolotl {axolotl} is outside the supported range")
+    for target in targets.targets_for(axolotl):
+        check = check_target(target)
+        report.targets.append(check)
+        if check.state != "found" and check.required:
+            report.problems.append(f"required target {check.dotted} is {check.state}")
+
+
+def _swanlab_part(report: DoctorReport) -> None:
+    from swanlab_autopatch import credentials
+    from swanlab_autopatch.errors import SwanLabConfigError
+    from swanlab_autopatch.settings import parse
+    from swanlab_autopatch.versions import module_available
+
+    report.dashboard = module_available("swanboard")
+    try:
+        result = parse({"use_swanlab": True, "swanlab_project": "doctor-check"})
+    except SwanLabConfigError as exc:
+        report.environment_problem = str(exc)
+        report.problems.append(str(exc))
+        return
+    settings = result.settings
+    key, source = credentials.find_api_key(settings)
+    report.api_key_source = source if key else None
+    report.mode = settings.swanlab_mode
+    report.mode_origin = (f"from {result.from_env['swanlab_mode']}"
+                          if "swanlab_mode" in result.from_env
+                          else "default; a config's swanlab_mode wins")
+    report.effective_mode = report.mode if (report.mode != "cloud" or key) \
+        else "offline (cloud without a key)"
+    report.api_host = credentials.normalize_host(settings.swanlab_api_host) or \
+        credentials.DEFAULT_API_HOST
+
+
+def examine() -> DoctorReport:
+    from swanlab_autopatch import __version__
+    from swanlab_autopatch.versions import versions_report
+
+    report = DoctorReport(version=__version__, python=sys.version.split()[0],
+                          executable=sys.executable)
+    _startup_part(report)
+    report.versions = versions_report()
+    for needed in ("swanlab", "wrapt"):
+        if not report.versions.get(needed):
+            report.problems.append(f"{needed} is not installed")
+    _axolotl_part(report)
+    _swanlab_part(report)
+    return report
+
+
+def render(report: DoctorReport) -> str:
+    lines = [f"swanlab-autopatch {report.version} on Python {report.python} "
+             f"({report.executable})", "", "Start-up hook"]
+    lines += [f"  installed: {path}" for path in report.startup_files]
+    if not any(p.endswith(".pth") for p in report.startup_files):
+        lines.append("  installed: NO swanlab_autopatch.pth in site-packages")
+    if report.switched_off:
+        lines.append(f"  switch: SWANLAB_AUTOPATCH={report.switch_value} -> disabled")
+    else:
+        lines.append(f"  switch: enabled; armed in this interpreter: {report.armed}")
+    lines += ["", "Versions"]
+    lines += [f"  {name:18} {version or 'not installed'}"
+              for name, version in report.versions.items()]
+    lines += ["", f"Axolotl patch targets (supported releases: {report.supported_range})"]
+    if not report.versions.get("axolotl"):
+        lines.append("  Axolotl is not installed: nothing to patch.")
+    else:
+        lines.append("  (checked by reading Axolotl's source; parent packages are imported to "
+                     "find it)")
+        for check in report.targets:
+            need = "required" if check.required else "optional"
+            lines.append(f"  {check.state:8} {check.dotted} [{need}]")
+            if check.state != "found":
+                lines.append(f"           {check.detail}")
+    lines += ["", "SwanLab"]
+    if report.environment_problem:
+        lines.append(f"  environment problem: {report.environment_problem}")
+    else:
+        found = f"found in {report.api_key_source}" if report.api_key_source \
+            else "none (env, config or saved login)"
+        lines.append(f"  API key: {found}")
+        lines.append(f"  mode: {report.mode} ({report.mode_origin}); effective without a "
+                     f"config: {report.effective_mode}")
+        lines.append(f"  API host: {report.api_host}")
+    lines.append("  dashboard (swanboard): " + (
+        "installed, `swanlab watch` works for local runs" if report.dashboard
+        else "not installed; pip install 'swanlab-autopatch[dashboard]'"))
+    lines.append("")
+    if report.problems:
+        lines.append("Problems:")
+        lines += [f"  - {problem}" for problem in report.problems]
+    else:
+        lines.append("Everything needed is in place.")
+    return "\n".join(lines)

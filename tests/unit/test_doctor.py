@@ -1,0 +1,100 @@
+"""`doctor` as data (examine) and as text (render), against the fake Axolotl layouts."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from swanlab_autopatch import doctor
+from tests.support.fake import fake_env, run_python
+
+EXAMINE = ("import dataclasses, json; from swanlab_autopatch import doctor; "
+           "r = doctor.examine(); d = dataclasses.asdict(r); d['ok'] = r.ok; print(json.dumps(d))")
+
+
+# doctor reads source, so the fake Axolotl here defines every target statically (the shared
+# fake of tests/fake_axolotl builds its classes in a factory).
+BUILDER = """
+class TrainerBuilderBase:
+    def get_callbacks(self):
+        return []
+
+    def get_post_trainer_create_callbacks(self, trainer):
+        return []
+"""
+MODULES = {
+    "__init__.py": "",
+    "utils/__init__.py": "",
+    "utils/config/__init__.py": "def validate_config(cfg):\n    return cfg\n\n\n"
+                                "def normalize_config(cfg):\n    pass\n",
+    "cli/__init__.py": "",
+    "cli/config.py": "def load_cfg(config):\n    pass\n\n\ndef prepare_plugins(cfg):\n    pass\n",
+    "core/__init__.py": "",
+    "core/builders/__init__.py": "",
+    "core/builders/base.py": BUILDER,
+    "core/trainer_builder.py": BUILDER,
+}
+
+
+def static_axolotl(root, drop=None):
+    for name, text in MODULES.items():
+        path = root / "axolotl" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text.replace(drop, drop + "_renamed") if drop else text)
+    return root
+
+
+def examine(tmp_path, version="0.19.0", drop=None, **kw) -> dict:
+    root = static_axolotl(tmp_path / "axolotl-src", drop)
+    proc = run_python(EXAMINE, fake_env(tmp_path, version, axolotl_root=root, **kw), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("version, builder", [("0.19.0", "axolotl.core.builders.base"),
+                                              ("0.9.2", "axolotl.core.trainer_builder")])
+def test_targets_of_each_layout_are_found(tmp_path, version, builder):
+    report = examine(tmp_path, version, extra={"SWANLAB_API_KEY": "doctor-CANARY-1"})
+    states = {t["dotted"]: t["state"] for t in report["targets"]}
+    assert states[f"{builder}.TrainerBuilderBase.get_callbacks"] == "found"
+    assert states["axolotl.utils.config.validate_config"] == "found"
+    assert report["versions"]["axolotl"] == version
+    assert report["api_key_source"] == "the SWANLAB_API_KEY environment variable"
+    assert report["effective_mode"] == "cloud"
+    # Not installed from a wheel here, so the start-up file is the one problem.
+    assert [p for p in report["problems"] if "start-up file" not in p] == []
+
+
+def test_missing_required_target_is_a_problem(tmp_path):
+    report = examine(tmp_path, drop="def get_callbacks")
+    missing = [t for t in report["targets"] if t["state"] != "found"]
+    assert [t["dotted"] for t in missing] == [
+        "axolotl.core.builders.base.TrainerBuilderBase.get_callbacks"]
+    assert "get_callbacks not defined" in missing[0]["detail"]
+    assert any("required target" in p for p in report["problems"])
+    assert report["ok"] is False
+
+
+def test_switched_off_and_cloud_without_key(tmp_path):
+    report = examine(tmp_path, extra={"SWANLAB_AUTOPATCH": "off", "SWANLAB_ROOT": str(tmp_path)})
+    assert report["switched_off"] is True and report["switch_value"] == "off"
+    assert "SWANLAB_AUTOPATCH turns the package off in this environment" in report["problems"]
+    assert report["api_key_source"] is None
+    assert report["effective_mode"] == "offline (cloud without a key)"
+
+
+def test_render_is_what_the_report_says():
+    report = doctor.DoctorReport(
+        version="9.9", python="3.11.7", executable="/py", startup_files=["/sp/swanlab_autopatch.pth"],
+        versions={"axolotl": "0.19.0", "swanlab": "0.10.3"}, supported_range=">=0.8.0",
+        targets=[doctor.TargetCheck("m.f", True, "found", "/m.py"),
+                 doctor.TargetCheck("m.g", False, "missing", "g not defined")],
+        api_key_source="a saved `swanlab login` (/x)", mode="cloud", mode_origin="default",
+        effective_mode="cloud", api_host="https://api.swanlab.cn")
+    text = doctor.render(report)
+    assert "  found    m.f [required]" in text
+    assert "  missing  m.g [optional]\n           g not defined" in text
+    assert "API key: found in a saved `swanlab login` (/x)" in text
+    assert text.endswith("Everything needed is in place.")
+    report.problems.append("something")
+    assert doctor.render(report).endswith("Problems:\n  - something")
