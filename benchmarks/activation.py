@@ -171,7 +171,7 @@ def child(argv: list[str]) -> int:
     result.update(finder_call_us=plain_us, finder_timed_call_us=timed_us)
     if armed:
         try:
-            from swanlab_autopatch import patcher
+            from swanlab_autopatch.shim import patcher
 
             result["patched"] = patcher.status().get("wrapped")
         except Exception as exc:  # the measurement still stands

@@ -8,7 +8,7 @@ processes as measurement 2 (activation.py runs them; each scenario in its own pr
     off           ``SWANLAB_AUTOPATCH=0``, same YAML (Axolotl's schema drops the swanlab keys)
     on, no keys   shim armed, the same YAML without swanlab keys
 Besides the per-call wall time, the ``on`` processes time the shim's own work in-process: every
-call into ``swanlab_autopatch.config_flow`` (parsing and checking the swanlab keys, putting the
+call into ``swanlab_autopatch.config.flow`` (parsing and checking the swanlab keys, putting the
 normalised keys back, the messages), outermost calls only.
 """
 from __future__ import annotations
@@ -32,14 +32,14 @@ def child_loop(cfg_path: str, warmup: int, calls: int, ab_rounds: int = 0,
     own = {"depth": 0, "s": 0.0}
     instrumented = []
     lazy_import_ms = None
-    patcher = sys.modules.get("swanlab_autopatch.patcher")
-    flow = sys.modules.get("swanlab_autopatch.config_flow")
+    patcher = sys.modules.get("swanlab_autopatch.shim.patcher")
+    flow = sys.modules.get("swanlab_autopatch.config.flow")
     if flow is None and patcher is not None and getattr(patcher, "_active", False):
         # The wrappers import config_flow (and with it the pydantic settings) at their first
         # call. Import it here, timed, so that its functions can be timed from the first
         # load_cfg on; the first call's share of the shim is this import plus its own work.
         t0 = time.perf_counter()
-        import swanlab_autopatch.config_flow as flow
+        import swanlab_autopatch.config.flow as flow
         lazy_import_ms = (time.perf_counter() - t0) * 1000
     if flow is not None:
         for name in _TIMED:
@@ -203,7 +203,7 @@ def _method(data: dict) -> str:
         "process. *on*: the shim wraps `load_cfg`, `validate_config` and `normalize_config`; "
         "*off*: `SWANLAB_AUTOPATCH=0` with the same YAML; *on, no keys*: the shim armed and a "
         "YAML without swanlab keys. **3b** is timed inside the *on* processes: every outermost "
-        "call into `swanlab_autopatch.config_flow` (parse and check the keys, put the normalised "
+        "call into `swanlab_autopatch.config.flow` (parse and check the keys, put the normalised "
         "keys back, print the messages); the wrappers import `config_flow` (pydantic "
         "settings) lazily, at their first call, so the benchmark imports it first, timed, and "
         "**3e** is that import plus the shim's work in the first `load_cfg` of each process, "

@@ -13,7 +13,7 @@ The figures come from a probe that every scenario loads the same way: a ``sitecu
 on ``PYTHONPATH`` that registers wrapt post-import hooks (nothing else; this package's code is
 not touched). It adds a ``TrainerCallback`` at the end of every Trainer's callback list that
 stamps ``perf_counter`` at each ``on_step_begin`` / ``on_step_end``, and it times
-``swanlab.init``, SwanLab's ``Run.finish``, our ``swanlab_autopatch.run.start`` / ``finish`` and
+``swanlab.init``, SwanLab's ``Run.finish``, our ``swanlab_autopatch.tracking.run.start`` / ``finish`` and
 Axolotl's ``SwanLabPlugin.pre_model_load``. The time per step is the interval between two
 consecutive ``on_step_end`` stamps (the optimizer step plus every callback's ``on_log``, i.e.
 what a tracker adds), steps 3..N-1 (the first steps warm up; the last one saves a checkpoint).
@@ -65,8 +65,8 @@ def _install():
             wrapt.wrap_function_wrapper(mod, "Run.finish", _timed("swanlab Run.finish"))
 
     def on_ours(mod):
-        wrapt.wrap_function_wrapper(mod, "start", _timed("swanlab_autopatch.run.start"))
-        wrapt.wrap_function_wrapper(mod, "finish", _timed("swanlab_autopatch.run.finish"))
+        wrapt.wrap_function_wrapper(mod, "start", _timed("swanlab_autopatch.tracking.run.start"))
+        wrapt.wrap_function_wrapper(mod, "finish", _timed("swanlab_autopatch.tracking.run.finish"))
 
     def on_plugin(mod):
         if hasattr(mod, "SwanLabPlugin"):
@@ -103,7 +103,7 @@ def _install():
 
     wrapt.register_post_import_hook(on_swanlab, "swanlab")
     wrapt.register_post_import_hook(on_run, "swanlab.sdk.internal.run")
-    wrapt.register_post_import_hook(on_ours, "swanlab_autopatch.run")
+    wrapt.register_post_import_hook(on_ours, "swanlab_autopatch.tracking.run")
     wrapt.register_post_import_hook(on_plugin, "axolotl.integrations.swanlab.plugins")
     wrapt.register_post_import_hook(on_trainer, "transformers.trainer")
     _emit(event="probe_ready", pc=time.perf_counter())
@@ -258,9 +258,9 @@ def run(ctx) -> "stats.Section":
         return [max(e[name]) for e in ev[s] if e.get(name)]
 
     fixed = [
-        ("5c", "ours", "swanlab_autopatch.run.start", "SwanLab start, this package (`run.start`: "
+        ("5c", "ours", "swanlab_autopatch.tracking.run.start", "SwanLab start, this package (`run.start`: "
          "config, `swanlab.init`, run id file)"),
-        ("5d", "ours", "swanlab_autopatch.run.finish", "SwanLab finish, this package "
+        ("5d", "ours", "swanlab_autopatch.tracking.run.finish", "SwanLab finish, this package "
          "(`run.finish` at `on_train_end`)"),
         ("5e", "axolotl", "axolotl SwanLabPlugin.pre_model_load", "SwanLab start, Axolotl's "
          "plugin (`pre_model_load`: `swanlab.init`, config)"),
@@ -378,7 +378,7 @@ def _method(warmup: int, rounds: int, steps: int) -> str:
         "same way in every scenario (a `sitecustomize.py` on `PYTHONPATH` that registers wrapt "
         "post-import hooks; the package is not modified): a `TrainerCallback` appended to "
         "every Trainer stamps `perf_counter` at `on_step_begin`/`on_step_end`, and "
-        "`swanlab.init`, SwanLab's `Run.finish`, `swanlab_autopatch.run.start`/`finish` and "
+        "`swanlab.init`, SwanLab's `Run.finish`, `swanlab_autopatch.tracking.run.start`/`finish` and "
         "Axolotl's `SwanLabPlugin.pre_model_load` are timed. Time per step = interval between "
         "consecutive `on_step_end` stamps (the optimizer step plus every callback's `on_log`), "
         f"steps 3..{steps - 1} of every run pooled. `OMP_NUM_THREADS=1` in every scenario: on "

@@ -66,9 +66,9 @@ class Loggers:
         from transformers import TrainerControl, TrainerState, TrainingArguments
 
         import swanlab
-        from swanlab_autopatch import run as sa_run
-        from swanlab_autopatch.callback import SwanLabAutopatchCallback, to_metrics
-        from swanlab_autopatch.settings import parse
+        from swanlab_autopatch.tracking import run as sa_run
+        from swanlab_autopatch.tracking.callback import SwanLabAutopatchCallback, to_metrics
+        from swanlab_autopatch.config.settings import parse
 
         self.swanlab = swanlab
         self.run = sa_run

@@ -6,7 +6,7 @@
   combinations interleaved.
 - finish: a fresh process per sample (axolotl-0.19.0 venv). *ours*: the run is started by the
   callback's ``on_train_begin``, N steps are logged through ``on_log`` (14 keys, back to back),
-  then ``on_train_end`` ends the run (``swanlab_autopatch.run.finish``); *bare*: ``swanlab.init``
+  then ``on_train_end`` ends the run (``swanlab_autopatch.tracking.run.finish``); *bare*: ``swanlab.init``
   (offline, same folder layout), N ``swanlab.log`` calls, ``swanlab.finish()``. N = 10,000, plus
   N = 10 for the fixed cost. Logging back to back is the worst case for finish: SwanLab's writer
   thread still has a backlog to write when finish starts (in training, steps are far apart).
@@ -48,7 +48,7 @@ def _finish_one(who: str, steps: int, logdir: str) -> dict:
     import swanlab
     from transformers import TrainingArguments  # noqa: F401
 
-    import swanlab_autopatch.callback  # noqa: F401
+    import swanlab_autopatch.tracking.callback  # noqa: F401
 
     if who == "ours":
         loggers = per_call.Loggers(logdir, project="bench-finish", want=["ours"])
@@ -223,7 +223,7 @@ def _method(warmup: int, rounds: int, batch: int, smoke: bool) -> str:
         f"process per sample{' (smoke: one process, ours then bare)' if smoke else ''}: the run is started (ours: `on_train_begin`; bare: "
         f"`swanlab.init`, offline), {big} steps of the 14-key dict are logged back to back "
         "(ours: `on_log`; bare: `swanlab.log`), then the run is ended (ours: `on_train_end` → "
-        "`swanlab_autopatch.run.finish`; bare: `swanlab.finish()`). Back-to-back logging is the "
+        "`swanlab_autopatch.tracking.run.finish`; bare: `swanlab.finish()`). Back-to-back logging is the "
         "worst case for finish, which first waits for SwanLab's writer thread to write the "
         "backlog; in training, steps are far apart and the backlog is small. "
         + ("" if smoke else "N = 10 (ours) gives the fixed cost; 2 interleaved rounds."))

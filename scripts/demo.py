@@ -23,7 +23,7 @@ import harness  # noqa: E402
 
 READ_BACK = """
 import sys
-from swanlab_autopatch.reader import find_runs
+from swanlab_autopatch.runs.reader import find_runs
 run = find_runs(sys.argv[1])[0]
 loss = run.series("train/loss")
 print(f"run folder   {run.path}")

@@ -16,20 +16,20 @@ def patch():
 
     Returns True when Axolotl's targets are (or will be, on import) wrapped.
     """
-    from swanlab_autopatch import patcher
+    from swanlab_autopatch.shim import patcher
 
     return patcher.activate(reason="patch()", late=True)
 
 
 def unpatch():
     """Restore every original Axolotl function and stop reacting to later imports."""
-    from swanlab_autopatch import patcher
+    from swanlab_autopatch.shim import patcher
 
     patcher.deactivate()
 
 
 def is_patched():
     """True when at least one Axolotl target is currently wrapped by this package."""
-    from swanlab_autopatch import patcher
+    from swanlab_autopatch.shim import patcher
 
     return patcher.is_patched()

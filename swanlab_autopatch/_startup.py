@@ -86,7 +86,7 @@ class AxolotlTrigger:
         except ValueError:  # already removed by a concurrent import
             return None
         try:
-            from swanlab_autopatch import patcher
+            from swanlab_autopatch.shim import patcher
 
             patcher.activate(reason="startup")
         except Exception as exc:  # the user's import of axolotl must go on regardless
@@ -108,7 +108,7 @@ def init():
         import sys
 
         if "axolotl" in sys.modules:  # started late (e.g. sitecustomize after an import)
-            from swanlab_autopatch import patcher
+            from swanlab_autopatch.shim import patcher
 
             # late: Axolotl's modules may already hold `from` copies of the originals.
             patcher.activate(reason="startup", late=True)

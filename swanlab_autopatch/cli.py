@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     doc = commands.add_parser("doctor", help="check the installation and the patch targets")
     doc.set_defaults(func=doctor)
-    from swanlab_autopatch import runs_cli
+    from swanlab_autopatch.runs import commands as runs_cli
 
     runs_cli.add_commands(commands)
     return parser

@@ -105,7 +105,7 @@ def _startup_part(report: DoctorReport) -> None:
 
 
 def _axolotl_part(report: DoctorReport) -> None:
-    from swanlab_autopatch import targets
+    from swanlab_autopatch.shim import targets
     from swanlab_autopatch.versions import version_in
 
     report.supported_range = targets.SUPPORTED_AXOLOTL
@@ -123,9 +123,9 @@ def _axolotl_part(report: DoctorReport) -> None:
 
 
 def _swanlab_part(report: DoctorReport) -> None:
-    from swanlab_autopatch import credentials
+    from swanlab_autopatch.config import credentials
     from swanlab_autopatch.errors import SwanLabConfigError
-    from swanlab_autopatch.settings import parse
+    from swanlab_autopatch.config.settings import parse
     from swanlab_autopatch.versions import module_available
 
     report.dashboard = module_available("swanboard")

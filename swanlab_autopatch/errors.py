@@ -1,4 +1,4 @@
-"""The one exception this package raises on purpose (kept apart from settings.py so the
+"""The one exception this package raises on purpose (kept apart from config/settings.py so the
 wrappers can name it without importing pydantic when Axolotl is imported)."""
 
 

@@ -8,7 +8,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
 import harness  # noqa: E402
 
-from swanlab_autopatch.reader import find_runs  # noqa: E402
+from swanlab_autopatch.runs.reader import find_runs  # noqa: E402
 
 _prepared: dict[str, tuple[Path, Path]] = {}
 

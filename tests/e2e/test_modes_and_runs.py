@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from e2e_support import harness, messages, only_run
-from swanlab_autopatch.reader import find_runs
+from swanlab_autopatch.runs.reader import find_runs
 
 
 def free_port() -> int:

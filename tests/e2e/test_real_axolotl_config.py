@@ -32,7 +32,7 @@ def test_nothing_is_imported_until_axolotl_is(axolotl019, tmp_path):
         import json, sys
         before = sorted(m for m in sys.modules if m.startswith(("wrapt", "swanlab")))
         import axolotl.cli.config, axolotl.core.builders.base
-        from swanlab_autopatch import patcher
+        from swanlab_autopatch.shim import patcher
         print(json.dumps({"before": before, "status": patcher.status(),
                           "wrapt": "wrapt" in sys.modules}))
     """, tmp_path)

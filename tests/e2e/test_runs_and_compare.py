@@ -5,8 +5,8 @@ import json
 import subprocess
 
 from e2e_support import harness
-from swanlab_autopatch.reader import find_runs
-from swanlab_autopatch.runs_cli import plot_figure
+from swanlab_autopatch.runs.reader import find_runs
+from swanlab_autopatch.runs.commands import plot_figure
 
 
 def test_runs_and_compare_on_real_trainings(trainer, tmp_path):

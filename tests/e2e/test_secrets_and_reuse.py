@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from e2e_support import harness, messages, only_run
-from swanlab_autopatch.reader import find_runs
+from swanlab_autopatch.runs.reader import find_runs
 
 INJECTIONS = Path(__file__).resolve().parent / "injections"
 CANARY = "canary-Secret-8f3e2a91c4"

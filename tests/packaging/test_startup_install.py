@@ -68,7 +68,7 @@ import axolotl.cli.config as cli_config, axolotl.utils.config as utils_config
 
 def ours(obj):
     return getattr(getattr(obj, "_self_wrapper", None), "__module__", None) == \
-        "swanlab_autopatch.wrappers"
+        "swanlab_autopatch.shim.wrappers"
 
 def layers(obj):
     n = 0
@@ -77,7 +77,7 @@ def layers(obj):
         obj = obj.__wrapped__
     return n
 
-patcher = sys.modules.get("swanlab_autopatch.patcher")
+patcher = sys.modules.get("swanlab_autopatch.shim.patcher")
 result = {
     "triggers_before": triggers_before,
     "triggers_after": sum(type(f).__name__ == "AxolotlTrigger" for f in sys.meta_path),

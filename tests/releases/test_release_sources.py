@@ -1,4 +1,4 @@
-"""Check swanlab_autopatch.targets against the source of every Axolotl release it claims.
+"""Check swanlab_autopatch.shim.targets against the source of every Axolotl release it claims.
 
 For every release in ``targets.AXOLOTL_RELEASES`` the release's archive is downloaded once
 (``pip download --no-deps``, never installed or imported) into
@@ -74,7 +74,7 @@ from packaging.version import Version
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import release_archive as ra  # noqa: E402
 
-from swanlab_autopatch import targets as table  # noqa: E402
+from swanlab_autopatch.shim import targets as table  # noqa: E402
 
 RELEASES = list(table.AXOLOTL_RELEASES)
 FUNCTION_NAMES = {t.attr for t in table.TARGETS if "." not in t.attr}
@@ -158,7 +158,7 @@ def test_targets_resolve(version: str) -> None:
     assert rows, f"no row of the table applies to axolotl {version}"
     problems = [p for target in rows for p in _check_target(rel, target)]
     assert not problems, (
-        f"axolotl {version} ({rel.archive.name}) disagrees with swanlab_autopatch/targets.py:\n  "
+        f"axolotl {version} ({rel.archive.name}) disagrees with swanlab_autopatch/shim/targets.py:\n  "
         + "\n  ".join(problems))
 
 
@@ -234,13 +234,13 @@ def test_index_has_no_unlisted_release() -> None:
         warnings.warn(UnsupportedAxolotlRelease(
             f"the package index has Axolotl {', '.join(map(str, above))}, above "
             f"SUPPORTED_AXOLOTL {table.SUPPORTED_AXOLOTL!r}: check the layout and widen the "
-            f"range (and AXOLOTL_RELEASES) in swanlab_autopatch/targets.py"))
+            f"range (and AXOLOTL_RELEASES) in swanlab_autopatch/shim/targets.py"))
     problems = []
     if missing:
         problems.append(
             f"Axolotl {', '.join(map(str, missing))} on the package index lies inside "
             f"SUPPORTED_AXOLOTL {table.SUPPORTED_AXOLOTL!r} but is missing from "
-            f"AXOLOTL_RELEASES: add it to swanlab_autopatch/targets.py and rerun "
+            f"AXOLOTL_RELEASES: add it to swanlab_autopatch/shim/targets.py and rerun "
             f"tests/releases")
     if vanished:
         problems.append(

@@ -15,9 +15,9 @@ import pytest
 from transformers import TrainerCallback
 from transformers.integrations.integration_utils import rewrite_logs
 
-from swanlab_autopatch.callback import (SINGLE_VALUES, SwanLabAutopatchCallback, metric_name,
+from swanlab_autopatch.tracking.callback import (SINGLE_VALUES, SwanLabAutopatchCallback, metric_name,
                                         to_metrics)
-from swanlab_autopatch.reader import find_runs
+from swanlab_autopatch.runs.reader import find_runs
 from tests.support.fake import REPO
 
 CANARY = "hf_CANARY_9d8e7f"
@@ -111,9 +111,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from swanlab_autopatch.callback import SwanLabAutopatchCallback
-from swanlab_autopatch.settings import parse
-from swanlab_autopatch import run
+from swanlab_autopatch.tracking.callback import SwanLabAutopatchCallback
+from swanlab_autopatch.config.settings import parse
+from swanlab_autopatch.tracking import run
 
 p = json.loads(os.environ["T_ARGS"])
 result = parse({"swanlab_project": "cb-test", "swanlab_experiment_name": "exp-1",

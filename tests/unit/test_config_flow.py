@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from swanlab_autopatch import checks, credentials
+from swanlab_autopatch.config import checks, credentials
 from tests.support.fake import FAKE_AXOLOTL, fake_env
 
 PREFIX = "[swanlab-autopatch]"
@@ -61,7 +61,7 @@ from axolotl.cli.config import load_cfg
 from swanlab_autopatch.errors import SwanLabConfigError
 jobs = json.loads(os.environ["T_JOBS"])
 if any(job["preload"] for job in jobs):
-    import swanlab_autopatch.callback  # the real transformers, imported once for all children
+    import swanlab_autopatch.tracking.callback  # the real transformers, imported once for all children
     for job in jobs:
         importlib.import_module(job["builder_module"])
 assert "swanlab" not in sys.modules
@@ -631,7 +631,7 @@ def test_no_warning_with_a_key_or_outside_cloud_mode(out):
     ("http://swan.internal:8000", "https://swan.internal:8000", False),
 ])
 def test_saved_login_must_match_the_api_host(tmp_path, monkeypatch, machine, api_host, found):
-    from swanlab_autopatch.settings import parse
+    from swanlab_autopatch.config.settings import parse
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "root").mkdir()
@@ -644,7 +644,7 @@ def test_saved_login_must_match_the_api_host(tmp_path, monkeypatch, machine, api
 
 
 def test_key_lookup_order():
-    from swanlab_autopatch.settings import parse
+    from swanlab_autopatch.config.settings import parse
 
     settings = parse({"swanlab_project": "p", "swanlab_api_key": "cfg-key"}, env={}).settings
     assert credentials.find_api_key(settings, env={"SWANLAB_API_KEY": "env-key"}) == (
@@ -779,7 +779,7 @@ def test_environment_fills_in_and_says_so(out):
 def test_records_are_held_by_identity_not_id(monkeypatch):
     """A record belongs to the validated cfg object itself: another object (even one that
     reuses a freed object's id) without the same project gets nothing."""
-    from swanlab_autopatch import config_flow
+    from swanlab_autopatch.config import flow as config_flow
 
     monkeypatch.setattr(config_flow, "_slot", config_flow._Slot())
     raw = {"swanlab_project": "ident", "swanlab_mode": "offline"}
@@ -795,7 +795,7 @@ def test_records_are_held_by_identity_not_id(monkeypatch):
 
 
 def test_upstream_plugin_question_is_decided_once(monkeypatch):
-    from swanlab_autopatch import config_flow
+    from swanlab_autopatch.config import flow as config_flow
 
     monkeypatch.setattr(config_flow, "_slot", config_flow._Slot())
     calls = []

@@ -91,7 +91,7 @@ def layers(obj):
     """How many of our wrappers are stacked around obj."""
     count = 0
     while hasattr(obj, "_self_wrapper"):
-        if getattr(obj._self_wrapper, "__module__", None) == "swanlab_autopatch.wrappers":
+        if getattr(obj._self_wrapper, "__module__", None) == "swanlab_autopatch.shim.wrappers":
             count += 1
         obj = obj.__wrapped__
     return count
@@ -172,7 +172,7 @@ def test_import_then_patch(tmp_path, version, layout):
         import_all()
         report(returned=None, **state())
         returned = swanlab_autopatch.patch()
-        from swanlab_autopatch import patcher
+        from swanlab_autopatch.shim import patcher
         report(returned=returned, aliases=patcher.status()["aliases"], **state())
     """, version)
     assert_clean(first)
@@ -189,7 +189,7 @@ def test_patch_then_import(tmp_path, version, layout):
     (result,), warnings = run_case(tmp_path, """
         assert not any(m == "axolotl" or m.startswith("axolotl.") for m in sys.modules)
         returned = swanlab_autopatch.patch()
-        from swanlab_autopatch import patcher
+        from swanlab_autopatch.shim import patcher
         st = state()
         report(returned=returned, aliases=patcher.status()["aliases"], **st)
     """, version)
@@ -265,7 +265,7 @@ def test_import_patch_unpatch_restores_the_original_objects(tmp_path):
         swanlab_autopatch.patch()
         patched_changed = same_as(saved)
         swanlab_autopatch.unpatch()
-        from swanlab_autopatch import patcher
+        from swanlab_autopatch.shim import patcher
         report(patched_changed=patched_changed, changed=same_as(saved),
                status=patcher.status(), **state())
     """)
@@ -320,7 +320,7 @@ import json
 import sys
 
 import swanlab_autopatch
-from swanlab_autopatch import patcher
+from swanlab_autopatch.shim import patcher
 
 main = sys.modules["__main__"]
 before = {name: hasattr(getattr(main, name), "_self_wrapper")
@@ -394,7 +394,7 @@ def test_python_m_train_unpatched_drops_the_keys(tmp_path):
 def test_layout_by_version(tmp_path, version, layout):
     (result,), warnings = run_case(tmp_path, """
         returned = swanlab_autopatch.patch()
-        from swanlab_autopatch import patcher
+        from swanlab_autopatch.shim import patcher
         st = state()
         report(returned=returned, status=patcher.status(), **st)
     """, version)
@@ -475,7 +475,7 @@ def test_wrapper_failure_returns_the_original_result_with_one_warning(tmp_path):
     (result,), warnings = run_case(tmp_path, """
         import axolotl.utils.config as utils_config
         from axolotl.utils.dict import DictDefault
-        from swanlab_autopatch import config_flow
+        from swanlab_autopatch.config import flow as config_flow
 
         def broken(cfg):
             raise RuntimeError("our own bug")
@@ -496,7 +496,7 @@ def test_wrapper_failure_returns_the_original_result_with_one_warning(tmp_path):
 
 def test_failing_hook_does_not_break_the_import(tmp_path):
     (result,), warnings = run_case(tmp_path, """
-        from swanlab_autopatch import patcher
+        from swanlab_autopatch.shim import patcher
 
         def broken(target, module):
             raise RuntimeError("hook bug")

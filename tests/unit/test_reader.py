@@ -1,4 +1,4 @@
-"""swanlab_autopatch.reader against run folders written by the real SwanLab package.
+"""swanlab_autopatch.runs.reader against run folders written by the real SwanLab package.
 
 Every run is produced by `swanlab` itself (offline or local mode) in a subprocess, so its
 global state, excepthook and atexit handlers never touch pytest. Damaged runs are copies of
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from swanlab_autopatch.reader import (DecoderUnavailable, RunReadError, RunRecord, find_runs,
+from swanlab_autopatch.runs.reader import (DecoderUnavailable, RunReadError, RunRecord, find_runs,
                                       higher_is_better, read_run)
 
 # ---------------------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from swanlab_autopatch import cli, runs_cli
-from swanlab_autopatch.reader import find_runs, read_run
+from swanlab_autopatch import cli
+from swanlab_autopatch.runs import commands as runs_cli
+from swanlab_autopatch.runs.reader import find_runs, read_run
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET_A = "hf_CANARY_aaaa_1111"

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from pydantic import SecretStr
 
-from swanlab_autopatch.settings import (KNOWN_KEYS, MODES, PLUGIN_KEYS, SECRET_KEYS, SPEC_KEYS,
+from swanlab_autopatch.config.settings import (KNOWN_KEYS, MODES, PLUGIN_KEYS, SECRET_KEYS, SPEC_KEYS,
                                         ParseResult, SwanLabConfigError, SwanLabSettings,
                                         closest_key, parse)
 

@@ -26,7 +26,7 @@ def test_unset_flag_is_the_default(monkeypatch):
 @pytest.mark.parametrize("name", ["SWANLAB_AUTOPATCH_DEBUG", "SWANLAB_AUTOPATCH_FORCE"])
 def test_debug_and_force_read_two_the_same_way(monkeypatch, name):
     """SWANLAB_AUTOPATCH_FORCE=2 and SWANLAB_AUTOPATCH_DEBUG=2 used to mean opposite things."""
-    from swanlab_autopatch import patcher
+    from swanlab_autopatch.shim import patcher
 
     monkeypatch.setenv(name, "2")
     reader = _startup.debug_on if name.endswith("DEBUG") else patcher._forced

@@ -1,6 +1,6 @@
 """Fault injection: a changed Axolotl layout. The table now points get_callbacks at a name
 this Axolotl does not have, as if Axolotl had renamed the method."""
-from swanlab_autopatch import targets
+from swanlab_autopatch.shim import targets
 
 targets.TARGETS = tuple(
     t._replace(attr="TrainerBuilderBase.get_callbacks_renamed")

@@ -9,8 +9,9 @@ from typing import Any, Mapping, MutableMapping, Optional
 
 from transformers import TrainerCallback
 
-from swanlab_autopatch import log, run, run_config
-from swanlab_autopatch.settings import SwanLabSettings
+from swanlab_autopatch import log
+from swanlab_autopatch.tracking import run, run_config
+from swanlab_autopatch.config.settings import SwanLabSettings
 
 # Summary values the Trainer logs once at the end; transformers' tracker callbacks file
 # them under single_value/ instead of drawing a one-point chart.

@@ -6,7 +6,9 @@ import functools
 import traceback
 from typing import Any
 
-from swanlab_autopatch import config_flow, log, rank, run
+from swanlab_autopatch import log, rank
+from swanlab_autopatch.config import flow as config_flow
+from swanlab_autopatch.tracking import run
 
 _MARK = "_swanlab_autopatch_train"
 
@@ -37,7 +39,7 @@ def callback_for(builder: Any) -> Any:
     if _upstream_registered():
         log.info("Axolotl's own SwanLab plugin is registered; swanlab-autopatch adds no callback.")
         return None
-    from swanlab_autopatch.callback import SwanLabAutopatchCallback
+    from swanlab_autopatch.tracking.callback import SwanLabAutopatchCallback
 
     return SwanLabAutopatchCallback(settings, cfg)
 

@@ -68,7 +68,7 @@ def around_validate_config(wrapped: Any, instance: Any, args: tuple, kwargs: dic
     record = None
     try:
         with contained("validate_config"):
-            from swanlab_autopatch import config_flow
+            from swanlab_autopatch.config import flow as config_flow
 
             record = config_flow.before_validate(cfg)
     except SwanLabConfigError as error:
@@ -84,7 +84,7 @@ def around_normalize_config(wrapped: Any, instance: Any, args: tuple, kwargs: di
     cfg = _first(args, kwargs, "cfg")
     try:
         with contained("normalize_config"):
-            from swanlab_autopatch import config_flow
+            from swanlab_autopatch.config import flow as config_flow
 
             config_flow.ensure_parsed(cfg)
     except SwanLabConfigError as error:
@@ -95,7 +95,7 @@ def around_normalize_config(wrapped: Any, instance: Any, args: tuple, kwargs: di
 def around_load_cfg(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     cfg = wrapped(*args, **kwargs)
     with contained("load_cfg"):
-        from swanlab_autopatch import config_flow
+        from swanlab_autopatch.config import flow as config_flow
 
         config_flow.announce(cfg)
     return cfg
@@ -104,7 +104,7 @@ def around_load_cfg(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> A
 def around_prepare_plugins(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     cfg = _first(args, kwargs, "cfg")
     with contained("prepare_plugins"):
-        from swanlab_autopatch import config_flow
+        from swanlab_autopatch.config import flow as config_flow
 
         if cfg is not None:
             config_flow.drop_unloadable_plugin(cfg)
@@ -114,7 +114,7 @@ def around_prepare_plugins(wrapped: Any, instance: Any, args: tuple, kwargs: dic
 def around_get_callbacks(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     callbacks = wrapped(*args, **kwargs)
     with contained("get_callbacks"):
-        from swanlab_autopatch import trainer_hooks
+        from swanlab_autopatch.tracking import trainer_hooks
 
         callback = trainer_hooks.callback_for(instance)
         if callback is not None and isinstance(callbacks, list):
@@ -125,7 +125,7 @@ def around_get_callbacks(wrapped: Any, instance: Any, args: tuple, kwargs: dict)
 def around_post_trainer_create(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     callbacks = wrapped(*args, **kwargs)
     with contained("get_post_trainer_create_callbacks"):
-        from swanlab_autopatch import trainer_hooks
+        from swanlab_autopatch.tracking import trainer_hooks
 
         trainer = _first(args, kwargs, "trainer")
         if trainer is not None:

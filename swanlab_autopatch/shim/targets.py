@@ -32,7 +32,7 @@ class Target(namedtuple("Target", "key module attr wrapper versions required pur
     key: a short stable name (used in messages, doctor output and tests).
     module: the module that defines the attribute.
     attr: the attribute path inside that module ("func" or "Class.method").
-    wrapper: the name of the wrapt wrapper function in ``swanlab_autopatch.wrappers``.
+    wrapper: the name of the wrapt wrapper function in ``swanlab_autopatch.shim.wrappers``.
     versions: the Axolotl releases (a specifier such as ">=0.10.0") where the attribute lives.
     required: without it SwanLab tracking cannot happen at all (as opposed to a lost extra).
     purpose: what is lost when the target is missing, for the warning.

@@ -20,7 +20,8 @@ from collections import namedtuple
 from types import ModuleType
 from typing import Any, Optional
 
-from swanlab_autopatch import log, targets
+from swanlab_autopatch import log
+from swanlab_autopatch.shim import targets
 from swanlab_autopatch._startup import flag
 from swanlab_autopatch.versions import axolotl_version, version_in
 
@@ -162,7 +163,7 @@ def _unwrap(applied: Applied) -> None:
 def _apply(target: targets.Target, module: ModuleType) -> None:
     import wrapt
 
-    from swanlab_autopatch import wrappers
+    from swanlab_autopatch.shim import wrappers
 
     key = (target.module, target.attr)
     wrapper_fn = getattr(wrappers, target.wrapper)

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from swanlab_autopatch import credentials, log
+from swanlab_autopatch import log
+from swanlab_autopatch.config import credentials
 from swanlab_autopatch._startup import seconds
 from swanlab_autopatch.paths import default_log_dir
 from swanlab_autopatch.redact import mask
-from swanlab_autopatch.settings import SwanLabSettings
+from swanlab_autopatch.config.settings import SwanLabSettings
 
 # SwanLab's name for the spec's `cloud` mode.
 _SWANLAB_MODE = {"cloud": "online", "local": "local", "offline": "offline", "disabled": "disabled"}

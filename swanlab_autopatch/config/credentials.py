@@ -9,7 +9,7 @@ from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
 from swanlab_autopatch.redact import register_secret
-from swanlab_autopatch.settings import SwanLabSettings
+from swanlab_autopatch.config.settings import SwanLabSettings
 
 DEFAULT_API_HOST = "https://api.swanlab.cn"
 

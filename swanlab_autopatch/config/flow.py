@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, MutableMapping, Optional
 
-from swanlab_autopatch import checks, credentials, log, rank
+from swanlab_autopatch import log, rank
+from swanlab_autopatch.config import checks, credentials
 from swanlab_autopatch.redact import mask, redact_yaml_text, register_secret
 from swanlab_autopatch.versions import module_available
 from swanlab_autopatch.errors import SwanLabConfigError
-from swanlab_autopatch.settings import SECRET_KEYS, ParseResult, given_keys, parse
+from swanlab_autopatch.config.settings import SECRET_KEYS, ParseResult, given_keys, parse
 
 
 @dataclass

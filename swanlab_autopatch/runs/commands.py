@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
-from swanlab_autopatch.reader import (DecoderUnavailable, RunReadError, RunRecord, find_runs,
+from swanlab_autopatch.runs.reader import (DecoderUnavailable, RunReadError, RunRecord, find_runs,
                                       higher_is_better, read_run)
 from swanlab_autopatch.paths import default_log_dir
 from swanlab_autopatch.redact import redact

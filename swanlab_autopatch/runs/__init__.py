@@ -1,0 +1,2 @@
+"""Reading local run folders, and the `runs` / `compare` commands built on it (they never touch
+the shim)."""
