@@ -52,7 +52,7 @@ ON_AXOLOTL = [SWANLAB, "swanboard==0.1.10b2", "matplotlib>=3.7", *TEST_TOOLS]
 
 # Packages an old Axolotl release requires that are GPU-only or never imported on the CPU
 # training path; leaving them out keeps the old environments installable here (see
-# ../shared/notes/old-axolotl-on-cpu.md).
+# docs/axolotl-facts.md, "Old releases on a CPU machine").
 OLD_AXOLOTL_DROP = re.compile(
     r"^(torch|triton|xformers|autoawq|liger-kernel|deepspeed|modal|gradio|trackio|lm[-_]eval|"
     r"gcsfs|adlfs|ocifs|s3fs|flash-attn|mamba-ssm|auto-gptq|vllm|fbgemm-gpu|torchao)\b",

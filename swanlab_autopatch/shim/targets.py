@@ -2,7 +2,7 @@
 
 Every other part reads this table: the patcher applies it, ``doctor`` reports on it and the
 release test checks each row against the source of every Axolotl release in the range.
-The module paths per release come from ../shared/notes/axolotl-internals.md (sections 0, 1.3, 3).
+The module paths per release are in docs/axolotl-facts.md.
 """
 from __future__ import annotations
 

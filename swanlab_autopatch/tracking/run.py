@@ -1,6 +1,6 @@
 """The SwanLab run of one training job: start (with a fallback), log, finish (with a bound).
 
-SwanLab's client has sharp edges (see ../shared/notes/swanlab-client.md): cloud mode without a
+SwanLab's client has sharp edges (see docs/swanlab-client-facts.md): cloud mode without a
 key raises or prompts, an unreachable server costs 15 to 75 s, ``finish()`` can wait forever
 for uploads, a second ``init`` raises. Everything here is bounded and contained: a failure
 costs tracking, never the training.
