@@ -10,7 +10,6 @@ import logging
 import sys
 
 from swanlab_autopatch._startup import debug_on
-from swanlab_autopatch.redact import mask
 
 PREFIX = "[swanlab-autopatch]"
 _logger: logging.Logger | None = None
@@ -61,6 +60,10 @@ def say(level: int, message: str, *, once: str | None = None, all_ranks: bool = 
         level = logging.DEBUG
     log = logger()
     if log.isEnabledFor(level):
+        # redact compiles its patterns on import: loaded with the first message, not with
+        # Axolotl (this module is imported on every `import axolotl`).
+        from swanlab_autopatch.redact import mask
+
         log.log(level, mask(message))
 
 

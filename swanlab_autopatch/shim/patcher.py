@@ -1,13 +1,14 @@
 """Applies and reverts the target table with wrapt.
 
-- Activation registers one post-import hook per target module; the hook wraps the module's
-  targets the moment the module finishes executing, before any ``from X import f`` elsewhere
-  copies the original.
+- Activation watches the target modules (post_import.ModuleWatcher): each module's targets are
+  wrapped the moment it finishes executing, before any ``from X import f`` elsewhere copies
+  the original; a module already imported is wrapped at once. The watcher leaves
+  ``sys.meta_path`` as soon as every target module has been imported.
 - Failures are per target: a missing module or attribute costs that target (one warning),
   never the import of Axolotl. A hook that raised inside wrapt would make the import fail,
   so nothing escapes ``_on_import``.
-- Handles are kept, so ``deactivate`` restores the originals; post-import hooks cannot be
-  unregistered, so they check ``_active`` when they fire.
+- Handles are kept, so ``deactivate`` restores the originals; a watched module imported after
+  ``deactivate`` is left alone (the hook checks ``_active``).
 - Activating after Axolotl was imported also replaces the copies that modules made with
   ``from ... import name`` (including ``__main__`` under ``python -m axolotl.cli.train``).
 """
@@ -34,8 +35,7 @@ Applied = namedtuple("Applied", "target module handle original")
 _lock = threading.RLock()
 _active = False
 _version: Optional[str] = None
-_hooked_modules: set[str] = set()
-_fired: set[str] = set()  # modules whose post-import hook ran (wrapt runs each hook once)
+_watcher: Optional[Any] = None  # post_import.ModuleWatcher, created on first activation
 _applied: dict[tuple[str, str], Applied] = {}
 _aliases: list[tuple[ModuleType, str, Any, Any]] = []  # (module, name, original, handle)
 _missing: dict[tuple[str, str], str] = {}  # (module, attr) -> reason
@@ -80,19 +80,18 @@ def activate(reason: str = "startup", late: bool = False) -> bool:
             if _version is None:
                 log.debug("Axolotl's version is unknown (no package metadata): using the newest "
                           "layout")
-            import wrapt
+            import wrapt  # noqa: F401  (a broken wrapt is reported here, as an activation failure)
 
             _active = True
             log.debug(f"activating ({reason}) for Axolotl {_version}")
-            for module in targets.modules_of(current_targets()):
-                if module not in _hooked_modules:
-                    _hooked_modules.add(module)
-                    # Fires at once when the module is already imported.
-                    wrapt.register_post_import_hook(_on_import, module)
-                elif module in _fired and sys.modules.get(module) is not None:
-                    # The hook already ran (e.g. before an unpatch()); wrapt never runs it
-                    # again, so apply now. Never double-wraps (_apply checks).
-                    _on_import(sys.modules[module])
+            global _watcher
+            if _watcher is None:
+                from swanlab_autopatch.shim.post_import import ModuleWatcher
+
+                _watcher = ModuleWatcher(_on_import)
+            # Imported modules are wrapped at once (never twice: _apply checks), the others
+            # when they are imported.
+            _watcher.watch(targets.modules_of(current_targets()))
             if late:
                 _replace_aliases()
             return True
@@ -110,9 +109,8 @@ def activate(reason: str = "startup", late: bool = False) -> bool:
 
 
 def _on_import(module: ModuleType) -> None:
-    """wrapt post-import hook: must never raise (that would fail the user's import)."""
+    """Post-import hook: must never raise (that would fail the user's import)."""
     try:
-        _fired.add(module.__name__)
         if not _active:
             return
         with _lock:
@@ -256,4 +254,5 @@ def status() -> dict[str, Any]:
         "wrapped": sorted(f"{m}.{a}" for m, a in _applied),
         "missing": {f"{m}.{a}": why for (m, a), why in _missing.items()},
         "aliases": sorted(f"{m.__name__}.{a}" for m, a, _o, _h in _aliases),
+        "watching": sorted(_watcher.pending) if _watcher is not None else [],
     }

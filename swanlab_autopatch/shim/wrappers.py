@@ -14,7 +14,6 @@ from typing import Any, Iterator
 
 from swanlab_autopatch import log
 from swanlab_autopatch.errors import SwanLabConfigError
-from swanlab_autopatch.redact import mask
 
 # config_flow (pydantic), trainer_hooks and redact are imported inside the wrappers: this
 # module loads when Axolotl is imported, and a process that never loads a config (`axolotl
@@ -27,6 +26,8 @@ def _config_error_hook(previous: Any) -> Any:
     def hook(exc_type: Any, exc: BaseException, tb: Any) -> None:
         if isinstance(exc, SwanLabConfigError):
             # The user's fix is in the message; a traceback through Axolotl would bury it.
+            from swanlab_autopatch.redact import mask
+
             sys.stderr.write(f"{log.PREFIX} ERROR: {mask(str(exc))}\n")
             return
         previous(exc_type, exc, tb)

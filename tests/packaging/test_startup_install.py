@@ -243,19 +243,20 @@ pth_runs = len(sys._pth_runs)
 startup.init(); startup.init()
 site.addsitedir(%r)  # every .pth of the venv once more
 triggers_again = sum(type(f).__name__ == "AxolotlTrigger" for f in sys.meta_path)
-import wrapt
+from swanlab_autopatch.shim import post_import
 calls = []
-_register = wrapt.register_post_import_hook
-def counting(hook, name):
-    calls.append(name)
-    return _register(hook, name)
-wrapt.register_post_import_hook = counting
+_watch = post_import.ModuleWatcher.watch
+def counting(self, names):
+    calls.extend(n for n in names if n not in sys.modules)
+    return _watch(self, names)
+post_import.ModuleWatcher.watch = counting
 import axolotl.cli.train''' % str(install.purelib), 1)
     code += r'''
 startup.init()
 patcher.activate()
 site.addsitedir(%r)
 result.update(pth_runs=pth_runs, triggers_again=triggers_again, hook_registrations=calls,
+              watchers_left=sum(type(f).__name__ == "ModuleWatcher" for f in sys.meta_path),
               layers_after=layers(utils_config.validate_config),
               wrapped_after=patcher.status()["wrapped"])
 ''' % str(install.purelib)
@@ -271,6 +272,7 @@ result.update(pth_runs=pth_runs, triggers_again=triggers_again, hook_registratio
     assert proc.stderr.count("trigger armed") == 1
     assert sorted(result["hook_registrations"]) == sorted(
         ["axolotl.utils.config", "axolotl.cli.config", "axolotl.core.builders.base"])
+    assert result["watchers_left"] == 0  # gone once every target module was imported
     assert result["validate_layers"] == 1 and result["layers_after"] == 1
     assert result["wrapped_after"] == NEW_LAYOUT
     assert WARNING not in proc.stderr
