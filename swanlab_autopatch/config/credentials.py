@@ -44,22 +44,23 @@ def _saved_login(api_host: str, env: Mapping[str, str]) -> Optional[tuple[str, P
     return None
 
 
-def find_api_key(settings: SwanLabSettings, env: Mapping[str, str] | None = None,
-                 deep: bool = False) -> tuple[Optional[str], str]:
+def find_api_key(settings: SwanLabSettings, env: Mapping[str, str] | None = None
+                 ) -> tuple[Optional[str], str]:
     """The API key SwanLab would use and where it comes from, without any network call
     (see _find_api_key); whatever is found is registered for masking."""
-    key, source = _find_api_key(settings, env, deep)
+    key, source = _find_api_key(settings, env)
     register_secret(key)
     return key, source
 
 
-def _find_api_key(settings: SwanLabSettings, env: Mapping[str, str] | None = None,
-                 deep: bool = False) -> tuple[Optional[str], str]:
+def _find_api_key(settings: SwanLabSettings, env: Mapping[str, str] | None = None
+                  ) -> tuple[Optional[str], str]:
     """The API key SwanLab would use and where it comes from, without any network call.
 
     Order: ``swanlab_api_key`` in the config, ``SWANLAB_API_KEY``, a saved ``swanlab login``
-    for the same API host; with ``deep`` (at run start, where swanlab is imported anyway) also
-    SwanLab's own other sources. Returns (None, "") when there is none.
+    for the same API host. SwanLab's own other sources (swanlab.yaml, .env, the secrets folder)
+    need the client to read them: tracking.compat.settings_api_key, at run start. Returns
+    (None, "") when there is none.
     """
     env = os.environ if env is None else env
     key = settings.secret("swanlab_api_key")
@@ -72,9 +73,6 @@ def _find_api_key(settings: SwanLabSettings, env: Mapping[str, str] | None = Non
     saved = _saved_login(api_host, env)
     if saved:
         return saved[0], f"a saved `swanlab login` ({saved[1]})"
-    key = _swanlab_settings_key(api_host) if deep else None
-    if key:
-        return key, "SwanLab's own settings (swanlab.yaml, .env or the secrets folder)"
     return None, ""
 
 
@@ -90,21 +88,6 @@ def other_key_sources() -> list[str]:
     if os.environ.get("SWANLAB_SECRETS_DIR"):
         found.append("$SWANLAB_SECRETS_DIR")
     return found
-
-
-def _swanlab_settings_key(api_host: str) -> Optional[str]:
-    """Ask SwanLab itself, which also reads ./swanlab.yaml, ./.env and $SWANLAB_SECRETS_DIR.
-    Internal API of swanlab 0.10: any failure just means "no key found here"."""
-    try:
-        from swanlab.sdk.internal.settings import create_settings
-
-        found = create_settings()
-        key = found.api_key
-        if key is None or normalize_host(str(found.api_host)) != api_host:
-            return None
-        return key.get_secret_value() if hasattr(key, "get_secret_value") else str(key)
-    except Exception:
-        return None
 
 
 NO_KEY_WARNING = (

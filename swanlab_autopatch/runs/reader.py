@@ -102,7 +102,8 @@ class RunRecord:
     system: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # __swanlab__.*
     data_file: Optional[Path] = None
     records: int = 0                 # records decoded from the data file
-    console_lines: int = 0           # captured stdout/stderr lines (not kept)
+    console_lines: int = 0           # captured stdout/stderr lines
+    console: list[str] = field(default_factory=list)  # their text, in order
     last_seen_at: Optional[datetime] = None   # newest timestamp found in any record
     metadata: dict = field(default_factory=dict)  # files/swanlab-metadata.json
 
@@ -319,6 +320,7 @@ def _read_data_file(run: RunRecord, data_file: Path) -> None:
                     seen(record.media.timestamp)
                 elif kind == "log":
                     run.console_lines += 1
+                    run.console.append(record.log.line)
                     seen(record.log.timestamp)
                 elif kind == "start":
                     st = record.start

@@ -12,6 +12,7 @@ from transformers import TrainerCallback
 from swanlab_autopatch import log
 from swanlab_autopatch.tracking import run, run_config
 from swanlab_autopatch.config.settings import SwanLabSettings
+from swanlab_autopatch.tracking.request import StartRequest
 
 # Summary values the Trainer logs once at the end; transformers' tracker callbacks file
 # them under single_value/ instead of drawing a one-point chart.
@@ -67,6 +68,7 @@ class SwanLabAutopatchCallback(TrainerCallback):
         self.settings = settings
         self.cfg = cfg
         self._media_logged = False
+        self._start_attempted = False  # one training job, one run: never a second start
 
     # -- run lifecycle -----------------------------------------------------------------
 
@@ -75,12 +77,15 @@ class SwanLabAutopatchCallback(TrainerCallback):
             return False
         if run.active():
             return True
+        if self._start_attempted:  # its run ended (the user finished it, SwanLab died...)
+            return False
+        self._start_attempted = True
         try:
             config = run_config.build(self.cfg, args=args, model=model)
         except Exception as exc:  # the run is worth more than a complete config
             log.debug(f"config build failed: {exc!r}")
             config = {"framework": "axolotl"}
-        request = run.StartRequest(
+        request = StartRequest(
             settings=self.settings, config=config,
             output_dir=getattr(args, "output_dir", None) or self.cfg.get("output_dir"),
             resuming=resuming, resume_step=int(getattr(state, "global_step", 0) or 0))
@@ -92,16 +97,14 @@ class SwanLabAutopatchCallback(TrainerCallback):
 
     def _log_texts(self, args: Any) -> None:
         try:
-            import swanlab
-
-            items = {}
+            texts = {}
             text = run_config.yaml_text(self.cfg)
             if text:
-                items["axolotl_config"] = swanlab.Text(text, caption="Axolotl config (redacted)")
+                texts["axolotl_config"] = (text, "Axolotl config (redacted)")
             ds_text = run_config.deepspeed_text(self.cfg, args)
             if ds_text:
-                items["deepspeed_config"] = swanlab.Text(ds_text, caption="DeepSpeed config")
-            run.log_media(items)
+                texts["deepspeed_config"] = (ds_text, "DeepSpeed config")
+            run.log_texts(texts)
         except Exception as exc:
             log.debug(f"config text logging failed: {exc!r}")
 

@@ -162,7 +162,7 @@ CONFIG_YAML = textwrap.dedent(f"""\
     """)
 
 
-def _produce(tmp: Path, zero: bool) -> dict:
+def _produce(tmp: Path, zero: bool, sidecar: bool = True) -> dict:
     tmp.mkdir(parents=True)
     (tmp / "home").mkdir()
     yaml_path = tmp / "cfg.yaml"
@@ -180,6 +180,8 @@ def _produce(tmp: Path, zero: bool) -> dict:
     })
     if not zero:
         env.update(RANK="1", WORLD_SIZE="2")
+    if not sidecar:
+        env["SWANLAB_AUTOPATCH_SIDECAR"] = "0"
     proc = subprocess.run([sys.executable, "-c", PRODUCER], env=env, cwd=tmp,
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
@@ -187,18 +189,23 @@ def _produce(tmp: Path, zero: bool) -> dict:
     return {"tmp": tmp, "proc": proc, **json.loads(line[len("RESULT:"):])}
 
 
-@pytest.fixture(scope="module")
-def produced(tmp_path_factory) -> dict:
+@pytest.fixture(scope="module", params=["sidecar", "in-process"])
+def produced(request, tmp_path_factory) -> dict:
+    """The same Trainer events with the run in the sidecar process (the default) and in the
+    training process (SWANLAB_AUTOPATCH_SIDECAR=0, also the fallback)."""
     base = tmp_path_factory.mktemp("callback")
+    sidecar = request.param == "sidecar"
     with ThreadPoolExecutor(max_workers=2) as pool:
-        zero = pool.submit(_produce, base / "rank0", True)
-        other = pool.submit(_produce, base / "rank1", False)
-        return {"zero": zero.result(), "other": other.result()}
+        zero = pool.submit(_produce, base / "rank0", True, sidecar)
+        other = pool.submit(_produce, base / "rank1", False, sidecar)
+        return {"zero": zero.result(), "other": other.result(), "sidecar": sidecar}
 
 
 def test_rank_zero_records_one_finished_run(produced):
     out = produced["zero"]
-    assert out["swanlab_imported"] and not out["active"]  # finished at on_train_end
+    assert not out["active"]  # finished at on_train_end
+    # With the sidecar, SwanLab's client never even loads in the training process.
+    assert out["swanlab_imported"] is (not produced["sidecar"])
     (run,) = find_runs(out["tmp"] / "swanlog")
     assert run.path == Path(out["run_dir"])
     assert run.state == "finished", run.problems

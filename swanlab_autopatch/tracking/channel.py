@@ -1,0 +1,179 @@
+"""The one-way pipe from the training process to the sidecar that owns the SwanLab run.
+
+Frames: a 5-byte header (payload length, little-endian u32; kind, u8) and the payload.
+Kinds: PICKLED (a pickled tuple such as ``("log", metrics, step)``), STDOUT and STDERR
+(console text, UTF-8). Console text skips pickling: it is the most frequent frame.
+
+The writer never blocks the training: the pipe is non-blocking, whatever the kernel does not
+take at once waits in a bounded backlog and goes out with the next frame; past the bound the
+oldest console and metric frames are dropped (``dropped`` counts them). ``drain`` (at the end of
+the run) is the only call that waits, and only up to a deadline.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import pickle
+import select
+import struct
+import time
+from typing import Any, Iterator, Optional
+
+PICKLED, STDOUT, STDERR = 0, 1, 2
+_HEADER = struct.Struct("<IB")
+HEADER_SIZE = _HEADER.size
+MAX_BACKLOG_BYTES = 64 * 1024 * 1024
+_KEEP = frozenset({"start", "finish", "config", "texts"})  # never dropped
+
+
+def encode(kind: int, payload: bytes) -> bytes:
+    return _HEADER.pack(len(payload), kind) + payload
+
+
+def pickled(message: tuple) -> bytes:
+    return encode(PICKLED, pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+class Writer:
+    """The training side of the pipe. Not thread-safe by itself: callers hold a lock."""
+
+    def __init__(self, fd: int, max_backlog: int = MAX_BACKLOG_BYTES) -> None:
+        self.fd = fd
+        os.set_blocking(fd, False)
+        self._backlog: collections.deque[list] = collections.deque()  # [frame, offset, keep]
+        self._backlog_bytes = 0
+        self._max_backlog = max_backlog
+        self.dropped = 0
+        self.broken = False  # the reader is gone (EPIPE)
+
+    def send(self, frame: bytes, keep: bool = False) -> None:
+        if self.broken:
+            return
+        if not self._backlog:  # the common case: straight into the pipe
+            try:
+                written = os.write(self.fd, frame)
+            except BlockingIOError:
+                written = 0
+            except (BrokenPipeError, OSError):
+                self.broken = True
+                return
+            if written == len(frame):
+                return
+            self._backlog.append([frame, written, keep])
+            self._backlog_bytes += len(frame) - written
+            return
+        self._backlog.append([frame, 0, keep])
+        self._backlog_bytes += len(frame)
+        self._trim()
+        self.flush()
+
+    def send_message(self, message: tuple) -> None:
+        self.send(pickled(message), keep=message[0] in _KEEP)
+
+    def _trim(self) -> None:
+        """Drop the oldest droppable frames (never the one half written) past the bound."""
+        if self._backlog_bytes <= self._max_backlog:
+            return
+        kept: collections.deque[list] = collections.deque()
+        for index, item in enumerate(self._backlog):
+            frame, offset, keep = item
+            if self._backlog_bytes > self._max_backlog and index > 0 and not keep:
+                self._backlog_bytes -= len(frame)
+                self.dropped += 1
+                continue
+            kept.append(item)
+        self._backlog = kept
+
+    def flush(self) -> bool:
+        """Write what the pipe takes now. True when the backlog is empty."""
+        while self._backlog and not self.broken:
+            item = self._backlog[0]
+            frame, offset, _keep = item
+            try:
+                written = os.write(self.fd, memoryview(frame)[offset:])
+            except BlockingIOError:
+                return False
+            except (BrokenPipeError, OSError):
+                self.broken = True
+                return False
+            self._backlog_bytes -= written
+            if offset + written < len(frame):
+                item[1] = offset + written
+                return False
+            self._backlog.popleft()
+        return not self._backlog
+
+    @property
+    def pending(self) -> int:
+        return self._backlog_bytes
+
+    def drain(self, deadline: float) -> bool:
+        """Wait (until ``deadline``, a time.monotonic value) for the backlog to go out."""
+        while not self.flush():
+            if self.broken:
+                return False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            select.select([], [self.fd], [], min(left, 0.5))
+        return True
+
+    def close(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+class Reader:
+    """The sidecar side: frames from a blocking file descriptor, until end of file."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buffer = bytearray()
+
+    def frames(self, chunk: int = 1 << 16) -> Iterator[tuple[int, Any]]:
+        """(kind, payload) pairs: the unpickled tuple for PICKLED, text for console frames.
+        A frame that cannot be decoded is skipped (kind -1, the error)."""
+        while True:
+            try:
+                data = os.read(self.fd, chunk)
+            except InterruptedError:
+                continue
+            if not data:
+                return
+            self._buffer += data
+            yield from self._complete()
+
+    def _complete(self) -> Iterator[tuple[int, Any]]:
+        view = self._buffer
+        start = 0
+        while len(view) - start >= HEADER_SIZE:
+            length, kind = _HEADER.unpack_from(view, start)
+            end = start + HEADER_SIZE + length
+            if len(view) < end:
+                break
+            payload = bytes(view[start + HEADER_SIZE:end])
+            start = end
+            yield decode(kind, payload)
+        del self._buffer[:start]
+
+
+def decode(kind: int, payload: bytes) -> tuple[int, Any]:
+    try:
+        if kind == PICKLED:
+            return kind, pickle.loads(payload)
+        return kind, payload.decode("utf-8", errors="replace")
+    except Exception as exc:  # one bad frame never stops the others
+        return -1, exc
+
+
+def read_status(fd: int) -> Optional[bytes]:
+    """Non-blocking read of the sidecar's status pipe: bytes, b"" at end of file, None when
+    nothing is there yet."""
+    try:
+        return os.read(fd, 4096)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""

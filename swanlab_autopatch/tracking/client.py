@@ -1,0 +1,423 @@
+"""The SwanLab client driven in this process: start the run (with a fallback), log, finish
+(with a bound). The sidecar process runs this for the training; the training process runs it
+itself only when the sidecar cannot start or the user's code started a run of its own.
+
+SwanLab's client has sharp edges (see docs/swanlab-client-facts.md): cloud mode without a
+key raises or prompts, an unreachable server costs 15 to 75 s, ``finish()`` can wait forever
+for uploads, a second ``init`` raises. Everything here is bounded and contained: a failure
+costs tracking, never the training.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Optional
+
+from swanlab_autopatch import log
+from swanlab_autopatch.config import credentials
+from swanlab_autopatch.paths import default_log_dir
+from swanlab_autopatch.redact import mask, register_secret
+from swanlab_autopatch.tracking import compat
+from swanlab_autopatch.config.settings import SwanLabSettings
+from swanlab_autopatch.tracking.request import (RUN_ID_FILE, StartRequest, connect_timeout,
+                                                finish_timeout)
+
+# SwanLab's name for the spec's `cloud` mode.
+_SWANLAB_MODE = {"cloud": "online", "local": "local", "offline": "offline", "disabled": "disabled"}
+
+
+class _State:
+    run: Any = None  # the swanlab Run we started
+    borrowed: bool = False  # a run the user's code started: log into it, never finish it
+    finished: bool = False
+    atexit_registered: bool = False
+
+
+_state = _State()
+_lock = threading.RLock()
+
+
+def active() -> bool:
+    """True while this package has a run to log into."""
+    if _state.finished:
+        return False
+    if _state.borrowed:
+        return _swanlab_has_run()
+    return _state.run is not None
+
+
+def _swanlab_has_run() -> bool:
+    try:
+        import swanlab
+
+        return bool(swanlab.has_run())
+    except Exception:
+        return False
+
+
+def run_info() -> Optional[dict]:
+    """What the training process may need to know of the run we started."""
+    run = _state.run
+    if run is None:
+        return None
+    info = {"id": getattr(run, "id", None), "name": getattr(run, "name", None),
+            "mode": getattr(run, "mode", None), "dir": str(run_dir() or "")}
+    try:
+        info["url"] = run.url if info["mode"] == "online" else None
+    except Exception:
+        info["url"] = None
+    return info
+
+
+def run_dir() -> Optional[Path]:
+    try:
+        return Path(_state.run.dir) if _state.run is not None else None
+    except Exception:
+        return None
+
+
+def _clean_environment() -> None:
+    """Environment variables that break SwanLab or transformers' SwanLab callback."""
+    project = os.environ.get("SWANLAB_PROJECT")
+    if project is not None and not project.strip().startswith("{"):
+        # pydantic-settings reads SWANLAB_PROJECT as the nested project model: a plain
+        # string makes swanlab.init fail. Its value was already used as a project fallback.
+        os.environ.pop("SWANLAB_PROJECT", None)
+        log.debug("removed SWANLAB_PROJECT from the environment (it breaks swanlab.init)")
+    if os.environ.pop("SWANLAB_LOG_MODEL", None) is not None:
+        log.debug("removed SWANLAB_LOG_MODEL (it crashes transformers' SwanLab callback)")
+
+
+def _answers(host: str, budget: float) -> Optional[str]:
+    """None when the API host answers HTTP within ``budget`` seconds (any status), else why
+    not. A refused port is known at once; a server that accepts and never answers costs the
+    budget, not SwanLab's ~75 s of retries."""
+    request = urllib.request.Request(f"{host}/api", method="GET",
+                                     headers={"User-Agent": "swanlab-autopatch"})
+    try:
+        with urllib.request.urlopen(request, timeout=budget):
+            return None
+    except urllib.error.HTTPError:  # an answer, even if an error status
+        return None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, (socket.timeout, TimeoutError)) or "timed out" in str(reason):
+            return f"{host} did not answer within {budget:.0f} s"
+        return f"cannot reach {host} ({getattr(reason, 'strerror', None) or reason})"
+
+
+def _login(key: str, api_host: Optional[str], budget: float) -> Optional[str]:
+    """Log in to SwanLab. Returns None on success, else the reason it could not."""
+    import swanlab
+
+    host = credentials.normalize_host(api_host) or credentials.DEFAULT_API_HOST
+    unreachable = _answers(host, budget)
+    if unreachable:
+        return unreachable
+    try:  # the server answers: SwanLab's own login (bounded by its request timeout)
+        swanlab.login(api_key=key, host=api_host, timeout=max(1, int(min(10.0, budget))),
+                      **compat.login_kwargs())
+        return None
+    except Exception as exc:
+        return f"login failed ({type(exc).__name__})"
+
+
+def _swanlab_settings(swanlab: Any, settings: SwanLabSettings) -> Any:
+    hosts = {}
+    if settings.swanlab_api_host:
+        hosts["api_host"] = credentials.normalize_host(settings.swanlab_api_host)
+    if settings.swanlab_web_host:
+        hosts["web_host"] = credentials.normalize_host(settings.swanlab_web_host)
+    # Never an interactive prompt: a training job has nobody at the keyboard.
+    return swanlab.Settings(interactive=False, **hosts)
+
+
+def _callbacks(settings: SwanLabSettings) -> list:
+    """SwanLab lifecycle callbacks; Lark goes here so it fires for this run."""
+    url = settings.secret("swanlab_lark_webhook_url")
+    if not url:
+        return []
+    try:
+        from swanlab.plugin import LarkCallback
+
+        class RunLarkCallback(LarkCallback):
+            """SwanLab 0.10's Lark callback fails to build a link for offline and local runs
+            ("Invalid run path") and then sends nothing: send the message without a link."""
+
+            def _get_url(self):
+                try:
+                    return super()._get_url()
+                except Exception:
+                    return None
+
+        return [RunLarkCallback(webhook_url=url, secret=settings.secret("swanlab_lark_secret"))]
+    except Exception as exc:
+        log.warning(f"Lark notifications are unavailable in this SwanLab version "
+                    f"({type(exc).__name__}); training continues without them.")
+        return []
+
+
+def _previous_run(output_dir: Optional[str], settings: SwanLabSettings) -> Optional[dict]:
+    if not output_dir:
+        return None
+    path = Path(output_dir) / RUN_ID_FILE
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if saved.get("project") != settings.swanlab_project:
+        return None
+    return saved
+
+
+def _save_run_id(output_dir: Optional[str], settings: SwanLabSettings, run: Any) -> None:
+    if not output_dir:
+        return
+    try:
+        path = Path(output_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / RUN_ID_FILE).write_text(json.dumps({
+            "run_id": run.id, "project": settings.swanlab_project, "mode": run.mode,
+            "run_dir": str(Path(run.dir).resolve()),
+        }, indent=1))
+    except Exception as exc:
+        log.debug(f"could not save the run id for resuming: {exc!r}")
+
+
+def _init(swanlab: Any, request: StartRequest, mode: str, log_dir: Optional[str],
+          resume_id: Optional[str]) -> Any:
+    s = request.settings
+    kwargs: dict[str, Any] = dict(
+        project=s.swanlab_project, workspace=s.swanlab_workspace,
+        name=s.swanlab_experiment_name, description=s.swanlab_description,
+        mode=mode, config=request.config, settings=_swanlab_settings(swanlab, s),
+        callbacks=_callbacks(s),
+    )
+    if log_dir:
+        kwargs["log_dir"] = log_dir
+    if resume_id:
+        kwargs.update(id=resume_id, resume="allow")
+    return swanlab.init(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def _writable_log_dir(log_dir: Optional[str]) -> Optional[str]:
+    """The configured log folder if it can be written, else a fresh temporary one."""
+    target = Path(log_dir or default_log_dir())
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=target, prefix=".write-test-", delete=True)
+        probe.close()
+        return log_dir
+    except OSError as exc:
+        fallback = tempfile.mkdtemp(prefix="swanlog-")
+        log.warning(f"The SwanLab log folder {target} cannot be written ({exc.strerror or exc}); "
+                    f"this run is recorded in {fallback} instead.")
+        return fallback
+
+
+def start(request: StartRequest) -> bool:
+    """Start (or join) the run on this process. Returns True when there is a run to log to.
+    Never raises."""
+    with _lock:
+        if active():
+            return True
+        try:
+            return _start(request)
+        except Exception as exc:
+            log.warning(f"SwanLab could not start ({type(exc).__name__}: {exc}); training "
+                        "continues without tracking.")
+            return False
+
+
+def _start(request: StartRequest) -> bool:
+    _clean_environment()  # before the first import: 0.8 to 0.9.2 read the settings on import
+    import swanlab
+
+    settings = request.settings
+    _state.finished = False
+    if swanlab.has_run():
+        _state.borrowed, _state.run = True, None
+        log.info("A SwanLab run is already active in this process (started by your code); "
+                 "metrics and config go to that run.")
+        try:
+            swanlab.config.update(request.config)
+        except Exception as exc:
+            log.debug(f"config update on the borrowed run failed: {exc!r}")
+        return True
+    mode = _SWANLAB_MODE[settings.swanlab_mode]
+    fallback_reason = None
+    attempt_started = time.monotonic()
+    if mode == "online":
+        key, _source = credentials.find_api_key(settings)
+        if key is None:  # swanlab.yaml, .env, the secrets folder: only the client reads them
+            host = credentials.normalize_host(settings.swanlab_api_host) or \
+                credentials.DEFAULT_API_HOST
+            key = compat.settings_api_key(host, credentials.normalize_host)
+            register_secret(key)
+        if key is None:
+            fallback_reason = "no API key"
+        else:
+            fallback_reason = _login(key, settings.swanlab_api_host, connect_timeout())
+        if fallback_reason:
+            mode = "offline"
+    if mode == "local":
+        _check_dashboard()
+    log_dir = _writable_log_dir(settings.swanlab_log_dir)
+
+    previous = _previous_run(request.output_dir, settings) if request.resuming else None
+    resume_id = previous.get("run_id") if previous else None
+    try:
+        run = _init(swanlab, request, mode, log_dir, resume_id)
+    except Exception as exc:
+        if mode != "online":
+            raise
+        fallback_reason = f"swanlab.init failed ({type(exc).__name__})"
+        mode = "offline"
+        run = _init(swanlab, request, mode, log_dir, resume_id)
+    _state.run, _state.borrowed = run, False
+    if fallback_reason:
+        waited = time.monotonic() - attempt_started
+        log.warning(f"SwanLab cloud mode could not start ({fallback_reason}; gave up after "
+                    f"{waited:.1f} s); this run is recorded offline in {run.dir}. Upload it "
+                    f"later with: swanlab sync {run.dir}")
+    if resume_id:
+        where = ("the same cloud run" if mode == "online" else
+                 f"a new local folder with the same run id (swanlab sync uploads both "
+                 f"folders into one run; the earlier one is {previous.get('run_dir')})")
+        log.info(f"Resuming SwanLab run {resume_id} from step {request.resume_step}: "
+                 f"metrics continue in {where}.")
+    elif request.resuming:
+        log.info("Training resumes from a checkpoint, but no earlier SwanLab run was found in "
+                 "output_dir: a new run is started.")
+    _save_run_id(request.output_dir, settings, run)
+    if not _state.atexit_registered:
+        atexit.register(_finish_at_exit)
+        _state.atexit_registered = True
+    return True
+
+
+def _check_dashboard() -> None:
+    from swanlab_autopatch.versions import module_available
+
+    if not module_available("swanboard"):
+        log.info("swanlab_mode is local but the dashboard is not installed, so `swanlab watch` "
+                 "cannot show this run. Install it with: pip install 'swanlab-autopatch[dashboard]'")
+
+
+def log_metrics(metrics: dict[str, float], step: int) -> None:
+    """Log numeric metrics at a step. Never raises."""
+    if not metrics or not active():
+        return
+    try:
+        import swanlab
+
+        swanlab.log(metrics, step=step)
+    except Exception as exc:
+        log.warning(f"SwanLab could not log metrics ({type(exc).__name__}: {exc}); training "
+                    "continues.", once="log-metrics")
+
+
+def log_texts(texts: dict[str, tuple[str, Optional[str]]]) -> None:
+    """Texts (the YAML, the DeepSpeed config) as SwanLab text items: key -> (text, caption)."""
+    if not texts or not active():
+        return
+    try:
+        import swanlab
+
+        swanlab.log({key: swanlab.Text(text, caption=caption)
+                     for key, (text, caption) in texts.items()})
+    except Exception as exc:
+        log.debug(f"text log failed: {exc!r}")
+
+
+def call(name: str, args: tuple, kwargs: dict) -> None:
+    """A call the user's code made on the run in the training process (``swanlab.log``,
+    ``run.log_text``...), replayed on the real run. Never raises."""
+    if not active():
+        return
+    try:
+        import swanlab
+
+        getattr(swanlab.get_run(), name)(*args, **kwargs)
+    except Exception as exc:
+        log.warning(f"SwanLab could not replay your code's swanlab.{name}(...) "
+                    f"({type(exc).__name__}: {exc}); training continues.", once=f"call-{name}")
+
+
+def update_config(values: dict[str, Any]) -> None:
+    if not values or not active():
+        return
+    try:
+        import swanlab
+
+        swanlab.config.update(values)
+    except Exception as exc:
+        log.debug(f"config update failed: {exc!r}")
+
+
+def finish(state: str = "success", error: Optional[str] = None) -> None:
+    """End the run we started, waiting at most ``finish_timeout()`` seconds. Repeatable;
+    never raises; a run started by the user's own code is left to them."""
+    with _lock:
+        if _state.finished or _state.run is None:
+            _state.finished = _state.finished or _state.borrowed
+            return
+        run, _state.finished = _state.run, True
+    error = mask(error) if error else error  # a traceback may quote a secret
+    try:
+        if run.mode == "online":
+            _finish_bounded(run, state, error)
+        else:  # local files only: no network to wait for, and main-thread signal handling
+            run.finish(state=state, error=error)
+    except Exception as exc:
+        log.warning(f"SwanLab could not finish the run cleanly ({type(exc).__name__}: {exc}); "
+                    f"its data is in {run_dir()}.")
+
+
+def _finish_bounded(run: Any, state: str, error: Optional[str]) -> None:
+    budget = finish_timeout()
+    # SwanLab restores its SIGINT handler at the end of finish, which only works on the main
+    # thread: do that part here instead.
+    restore_sigint = getattr(run, "_is_main_thread", False) and \
+        threading.current_thread() is threading.main_thread()
+    if restore_sigint:
+        run._is_main_thread = False
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            run.finish(state=state, error=error)
+        except Exception as exc:
+            log.debug(f"finish raised: {exc!r}")
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="swanlab-autopatch-finish", daemon=True).start()
+    completed = done.wait(budget)
+    if restore_sigint:
+        import signal
+
+        original = getattr(run, "_original_sigint_handler", None)
+        if original is not None:
+            signal.signal(signal.SIGINT, original)
+    if not completed:
+        try:
+            atexit.unregister(run._handle_atexit)
+        except Exception:
+            pass
+        log.warning(f"SwanLab did not finish uploading within {budget:.0f} s; training is done "
+                    f"and the local copy is complete in {run.dir}. Upload the rest with: "
+                    f"swanlab sync {run.dir}")
+
+
+def _finish_at_exit() -> None:
+    """The process ends without on_train_end (evaluate, a crash caught by user code)."""
+    finish("success")

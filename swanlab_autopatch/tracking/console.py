@@ -1,0 +1,82 @@
+"""A copy of the training's console output for the run, taken without changing the console.
+
+The ``write`` method of ``sys.stdout`` and ``sys.stderr`` is wrapped on the objects themselves
+(as SwanLab's own capture does, so loggers and progress bars that keep a reference to the
+stream are covered): the original write runs first and unchanged, so the descriptors, colours,
+``isatty()`` and progress bars are exactly as without this package; then the text is handed to
+``send``, which never blocks and never raises into the caller. Forked children (data loader
+workers) are skipped, and so is text written while ``send`` itself runs.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Any, Callable
+
+from swanlab_autopatch.tracking.channel import STDERR, STDOUT
+
+_inside = threading.local()
+
+
+class ConsoleTee:
+    def __init__(self, send: Callable[[int, str], None]) -> None:
+        self._send = send
+        self._pid = os.getpid()
+        self._installed: list[tuple[Any, bool, Any, Any]] = []
+        self.enabled = True
+
+    def _wrapper(self, original: Any, kind: int) -> Any:
+        def write(data: Any) -> Any:
+            written = original(data)
+            if self.enabled and not getattr(_inside, "busy", False) and os.getpid() == self._pid:
+                _inside.busy = True
+                try:
+                    text = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
+                    if isinstance(written, int) and 0 <= written < len(text):
+                        text = text[:written]
+                    if text:
+                        self._send(kind, text)
+                except Exception:
+                    pass
+                finally:
+                    _inside.busy = False
+            return written
+
+        return write
+
+    def install(self) -> None:
+        for kind, name in ((STDOUT, "stdout"), (STDERR, "stderr")):
+            stream = getattr(sys, name, None)
+            if stream is None:
+                continue
+            try:
+                own = "write" in vars(stream)  # an instance attribute already (another tee)
+            except TypeError:  # no __dict__: cannot be wrapped in place
+                continue
+            original = stream.write
+            wrapper = self._wrapper(original, kind)
+            try:
+                stream.write = wrapper
+            except (AttributeError, TypeError):
+                continue
+            self._installed.append((stream, own, original, wrapper))
+
+    def uninstall(self) -> None:
+        """Put the original writes back; where someone wrapped ours since, just go quiet."""
+        self.enabled = False
+        for stream, own, original, wrapper in reversed(self._installed):
+            try:
+                if vars(stream).get("write") is wrapper:
+                    if own:
+                        stream.write = original
+                    else:
+                        del stream.write
+            except Exception:
+                pass
+        self._installed.clear()
+
+
+def sending_now() -> bool:
+    """True while the tee is handing text over (what is printed then is not copied again)."""
+    return bool(getattr(_inside, "busy", False))
