@@ -256,6 +256,19 @@ def test_every_message_of_the_package_is_masked(monkeypatch, capsys):
     ("blank values", {"RANK": "", "WORLD_SIZE": " "}, (0, 1, "default")),
     ("spaces", {"RANK": " 1 ", "WORLD_SIZE": " 2 "}, (1, 2, "RANK")),
     ("world size 0", {"WORLD_SIZE": "0"}, (0, 1, "default")),
+    ("mpirun inside an sbatch step", {"SLURM_PROCID": "0", "SLURM_NTASKS": "1",
+                                      "OMPI_COMM_WORLD_RANK": "3", "OMPI_COMM_WORLD_SIZE": "8"},
+     (3, 8, "OMPI_COMM_WORLD_RANK")),
+    ("PMIx (Open MPI 5)", {"PMIX_RANK": "2", "OMPI_COMM_WORLD_SIZE": "4", "SLURM_PROCID": "0"},
+     (2, 4, "PMIX_RANK")),
+    ("MVAPICH", {"MV2_COMM_WORLD_RANK": "5", "MV2_COMM_WORLD_SIZE": "6", "SLURM_PROCID": "1",
+                 "SLURM_NTASKS": "2"}, (5, 6, "MV2_COMM_WORLD_RANK")),
+    ("MPICH under srun", {"PMI_RANK": "1", "PMI_SIZE": "4", "SLURM_PROCID": "0",
+                          "SLURM_NTASKS": "4"}, (1, 4, "PMI_RANK")),
+    ("torchrun beats MPI", {"RANK": "0", "WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1",
+                            "OMPI_COMM_WORLD_SIZE": "2"}, (0, 2, "RANK")),
+    ("multi-node torchrun, node 1", {"RANK": "1", "LOCAL_RANK": "0", "WORLD_SIZE": "2",
+                                     "GROUP_RANK": "1"}, (1, 2, "RANK")),
 ])
 def test_rank_from_the_environment(launcher, env, expected):
     info = rank.current(env)
@@ -266,7 +279,8 @@ def test_rank_from_the_environment(launcher, env, expected):
 
 def test_rank_reads_os_environ_by_default(monkeypatch):
     for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS",
-                 "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMI_SIZE"):
+                 "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMI_SIZE",
+                 "PMIX_RANK", "MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
