@@ -20,7 +20,7 @@ fast_lane() {
   for py in 3.10 3.11 3.12 3.13; do
     stage "fast lane on Python $py"
     local v; v=$(venv "fast-py$py")
-    local paths=(tests/unit tests/packaging)
+    local paths=(tests/unit tests/packaging tests/standin)
     # The release-source check reads every Axolotl release once; one Python is enough.
     [ "$py" = 3.11 ] && paths+=(tests/releases)
     "$v/bin/python" -m pytest "${paths[@]}" -q -p no:cacheprovider -n 2

@@ -214,7 +214,7 @@ def announce(cfg: MutableMapping[str, Any]) -> None:
                      f"SwanLab may find one in {', '.join(maybe)} when the run starts.")
         else:
             log.warning(credentials.NO_KEY_WARNING)
-    if settings.swanlab_log_model:
+    if settings.swanlab_log_model != "false":
         log.info("swanlab_log_model has no effect yet: SwanLab does not store model "
                  "checkpoints. Checkpoints stay in output_dir.")
     if settings.swanlab_lark_webhook_url and not settings.swanlab_lark_secret:

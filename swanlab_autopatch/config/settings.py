@@ -22,8 +22,8 @@ from swanlab_autopatch.redact import clean_text
 MODES = ("cloud", "local", "offline", "disabled")
 Mode = Literal["cloud", "local", "offline", "disabled"]
 
-# Every key of the spec, of Axolotl's own plugin (so its configs work unchanged) and the one
-# key this package adds (swanlab_log_dir). Anything else that starts like these is a typo.
+# Every key of the spec, of Axolotl's own plugin (so its configs work unchanged) and the keys
+# this package adds. Anything else that starts like these is a typo.
 SPEC_KEYS = (
     "use_swanlab", "swanlab_project", "swanlab_experiment_name", "swanlab_description",
     "swanlab_mode", "swanlab_workspace", "swanlab_api_key", "swanlab_web_host",
@@ -33,7 +33,10 @@ PLUGIN_KEYS = (
     "swanlab_lark_webhook_url", "swanlab_lark_secret", "swanlab_log_completions",
     "swanlab_completion_log_interval", "swanlab_completion_max_buffer",
 )
-OWN_KEYS = ("swanlab_log_dir",)
+OWN_KEYS = ("swanlab_log_dir", "swanlab_tags", "swanlab_group", "swanlab_job_type")
+# swanlab_log_model takes wandb_log_model's values (and the spec's booleans).
+LOG_MODEL_VALUES = ("false", "end", "checkpoint")
+MAX_TAGS, MAX_TAG_LENGTH = 30, 512  # SwanLab 0.9.3 and later (older ones: compat.clamp_tags)
 KNOWN_KEYS = SPEC_KEYS + PLUGIN_KEYS + OWN_KEYS
 SECRET_KEYS = ("swanlab_api_key", "swanlab_lark_secret", "swanlab_lark_webhook_url")
 _SECRET_EXAMPLES = {
@@ -53,6 +56,9 @@ ENV_FALLBACKS: dict[str, tuple[str, ...]] = {
     "swanlab_api_host": ("SWANLAB_API_HOST",),
     "swanlab_web_host": ("SWANLAB_WEB_HOST",),
     "swanlab_log_dir": LOG_DIR_VARS,
+    "swanlab_tags": ("SWANLAB_TAGS", "SWANLAB_EXPERIMENT_TAGS"),
+    "swanlab_group": ("SWANLAB_GROUP", "SWANLAB_EXPERIMENT_GROUP"),
+    "swanlab_job_type": ("SWANLAB_JOB_TYPE", "SWANLAB_EXPERIMENT_JOB_TYPE"),
 }
 
 _PROJECT_RE = re.compile(r"^[0-9a-zA-Z_\-+.]{1,100}$")
@@ -130,18 +136,68 @@ class SwanLabSettings(BaseModel):
     swanlab_api_key: Optional[SecretStr] = None
     swanlab_web_host: Optional[str] = None
     swanlab_api_host: Optional[str] = None
-    swanlab_log_model: bool = False
+    swanlab_log_model: Literal["false", "end", "checkpoint"] = "false"
     swanlab_log_dir: Optional[str] = None
+    swanlab_tags: Optional[tuple[str, ...]] = None
+    swanlab_group: Optional[str] = None
+    swanlab_job_type: Optional[str] = None
     swanlab_lark_webhook_url: Optional[SecretStr] = None
     swanlab_lark_secret: Optional[SecretStr] = None
     swanlab_log_completions: bool = True
     swanlab_completion_log_interval: int = 100
     swanlab_completion_max_buffer: int = 128
 
-    @field_validator("use_swanlab", "swanlab_log_model", "swanlab_log_completions", mode="before")
+    @field_validator("use_swanlab", "swanlab_log_completions", mode="before")
     @classmethod
     def _bools(cls, value: Any, info) -> Any:
         return _as_bool(info.field_name, value)
+
+    @field_validator("swanlab_log_model", mode="before")
+    @classmethod
+    def _log_model(cls, value: Any) -> Any:
+        if value is None or value is False:
+            return "false"
+        if value is True:
+            return "end"  # the final model, as wandb_log_model: true does
+        normalized = value.strip().lower() if isinstance(value, str) else value
+        if normalized == "true":
+            return "end"
+        if normalized not in LOG_MODEL_VALUES:
+            raise ValueError(f"swanlab_log_model must be false, end (or true) or checkpoint, got "
+                             f"{_describe(value)}. Example: `swanlab_log_model: end`")
+        return normalized
+
+    @field_validator("swanlab_tags", mode="before")
+    @classmethod
+    def _tags(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):  # "a, b" as in SWANLAB_TAGS
+            items: list = value.split(",")
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            raise ValueError(f"swanlab_tags must be a list of tags or comma-separated text, got "
+                             f"{_type_name(value)} ({_describe(value)}). Example: "
+                             "`swanlab_tags: [baseline, lora]`")
+        tags = []
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+                raise ValueError(f"swanlab_tags holds {_type_name(item)} ({_describe(item)}); "
+                                 "each tag must be text. Example: `swanlab_tags: [baseline, lora]`")
+            tag = str(item).strip()
+            if not tag:
+                continue
+            if len(tag) > MAX_TAG_LENGTH or any(ord(c) < 32 for c in tag):
+                raise ValueError(f"swanlab_tags: the tag {_describe(tag)} is too long (at most "
+                                 f"{MAX_TAG_LENGTH} characters) or holds control characters. "
+                                 "Shorten it.")
+            if tag not in tags:
+                tags.append(tag)
+        if len(tags) > MAX_TAGS:
+            raise ValueError(f"swanlab_tags has {len(tags)} tags; SwanLab accepts at most "
+                             f"{MAX_TAGS}. Remove some.")
+        return tuple(tags) or None
 
     @field_validator("swanlab_completion_log_interval", "swanlab_completion_max_buffer",
                      mode="before")
@@ -172,12 +228,15 @@ class SwanLabSettings(BaseModel):
                              "Example: `swanlab_workspace: my-team`")
         return text
 
-    @field_validator("swanlab_experiment_name", "swanlab_description", mode="before")
+    @field_validator("swanlab_experiment_name", "swanlab_description", "swanlab_group",
+                     "swanlab_job_type", mode="before")
     @classmethod
     def _free_text(cls, value: Any, info) -> Any:
         key = info.field_name
-        limit = 512 if key == "swanlab_experiment_name" else 1024
-        text = _as_text(key, value, "qwen-finetune-v1" if limit == 512 else "'what this run tries'")
+        limit = 1024 if key == "swanlab_description" else 512
+        example = {"swanlab_experiment_name": "qwen-finetune-v1", "swanlab_group": "lr-sweep",
+                   "swanlab_job_type": "finetune"}.get(key, "'what this run tries'")
+        text = _as_text(key, value, example)
         if text is not None and len(text) > limit:
             raise ValueError(f"{key} is {len(text)} characters long; SwanLab accepts at most "
                              f"{limit}. Shorten it.")
@@ -258,7 +317,7 @@ class SwanLabSettings(BaseModel):
                 continue
             value = getattr(self, key)
             if value is not None:
-                out[key] = value
+                out[key] = list(value) if isinstance(value, tuple) else value
         return out
 
 

@@ -10,7 +10,7 @@ from typing import Any, Mapping, MutableMapping, Optional
 from transformers import TrainerCallback
 
 from swanlab_autopatch import log
-from swanlab_autopatch.tracking import run, run_config
+from swanlab_autopatch.tracking import naming, run, run_config
 from swanlab_autopatch.config.settings import SwanLabSettings
 from swanlab_autopatch.tracking.request import StartRequest
 
@@ -85,10 +85,13 @@ class SwanLabAutopatchCallback(TrainerCallback):
         except Exception as exc:  # the run is worth more than a complete config
             log.debug(f"config build failed: {exc!r}")
             config = {"framework": "axolotl"}
+        settings = self.settings
         request = StartRequest(
-            settings=self.settings, config=config,
+            settings=settings, config=config,
             output_dir=getattr(args, "output_dir", None) or self.cfg.get("output_dir"),
-            resuming=resuming, resume_step=int(getattr(state, "global_step", 0) or 0))
+            resuming=resuming, resume_step=int(getattr(state, "global_step", 0) or 0),
+            name=settings.swanlab_experiment_name or naming.default_name(self.cfg),
+            tags=list(settings.swanlab_tags or naming.default_tags(self.cfg)))
         started = run.start(request)
         if started and not self._media_logged:
             self._media_logged = True

@@ -25,7 +25,7 @@ from swanlab_autopatch import log
 from swanlab_autopatch.config import credentials
 from swanlab_autopatch.paths import default_log_dir
 from swanlab_autopatch.redact import mask, register_secret
-from swanlab_autopatch.tracking import compat
+from swanlab_autopatch.tracking import compat, naming
 from swanlab_autopatch.config.settings import SwanLabSettings
 from swanlab_autopatch.tracking.request import (RUN_ID_FILE, StartRequest, connect_timeout,
                                                 finish_timeout)
@@ -39,6 +39,7 @@ class _State:
     borrowed: bool = False  # a run the user's code started: log into it, never finish it
     finished: bool = False
     atexit_registered: bool = False
+    color: Optional[str] = None  # the colour given to the run (kept for a resume)
 
 
 _state = _State()
@@ -186,25 +187,32 @@ def _save_run_id(output_dir: Optional[str], settings: SwanLabSettings, run: Any)
         path.mkdir(parents=True, exist_ok=True)
         (path / RUN_ID_FILE).write_text(json.dumps({
             "run_id": run.id, "project": settings.swanlab_project, "mode": run.mode,
-            "run_dir": str(Path(run.dir).resolve()),
+            "run_dir": str(Path(run.dir).resolve()), "name": getattr(run, "name", None),
+            "color": _state.color,
         }, indent=1))
     except Exception as exc:
         log.debug(f"could not save the run id for resuming: {exc!r}")
 
 
 def _init(swanlab: Any, request: StartRequest, mode: str, log_dir: Optional[str],
-          resume_id: Optional[str]) -> Any:
+          previous: Optional[dict]) -> Any:
     s = request.settings
+    previous = previous or {}
+    # A resumed run keeps the name and colour it had; a new one gets its own (naming.py).
+    name = s.swanlab_experiment_name or previous.get("name") or request.name
+    color = previous.get("color") or naming.pick_color(compat.preset_colors())
+    _state.color = color
     kwargs: dict[str, Any] = dict(
         project=s.swanlab_project, workspace=s.swanlab_workspace,
-        name=s.swanlab_experiment_name, description=s.swanlab_description,
+        name=name, description=s.swanlab_description, color=color,
+        tags=compat.clamp_tags(request.tags), group=s.swanlab_group, job_type=s.swanlab_job_type,
         mode=mode, config=request.config, settings=_swanlab_settings(swanlab, s),
         callbacks=_callbacks(s),
     )
     if log_dir:
         kwargs["log_dir"] = log_dir
-    if resume_id:
-        kwargs.update(id=resume_id, resume="allow")
+    if previous.get("run_id"):
+        kwargs.update(id=previous["run_id"], resume="allow")
     return swanlab.init(**{k: v for k, v in kwargs.items() if v is not None})
 
 
@@ -275,13 +283,13 @@ def _start(request: StartRequest) -> bool:
     previous = _previous_run(request.output_dir, settings) if request.resuming else None
     resume_id = previous.get("run_id") if previous else None
     try:
-        run = _init(swanlab, request, mode, log_dir, resume_id)
+        run = _init(swanlab, request, mode, log_dir, previous)
     except Exception as exc:
         if mode != "online":
             raise
         fallback_reason = f"swanlab.init failed ({type(exc).__name__})"
         mode = "offline"
-        run = _init(swanlab, request, mode, log_dir, resume_id)
+        run = _init(swanlab, request, mode, log_dir, previous)
     _state.run, _state.borrowed = run, False
     if fallback_reason:
         waited = time.monotonic() - attempt_started

@@ -11,15 +11,36 @@ import os
 import sys
 from typing import Any, Optional
 
-# Tags: 0.8.0 to 0.9.2 accept at most 50 tags of at most 20 characters, 0.9.3 and later 30
-# of at most 512; a tag outside the limit makes `init` fail. The intersection:
-MAX_TAGS, MAX_TAG_LENGTH = 30, 20
+def swanlab_release() -> tuple[int, ...]:
+    """The release numbers of the imported swanlab ((0,) when unknown)."""
+    from swanlab_autopatch.versions import release
+
+    try:
+        import swanlab
+
+        return release(str(swanlab.__version__))
+    except Exception:
+        return (0,)
 
 
 def clamp_tags(tags: Optional[list[str]]) -> Optional[list[str]]:
+    """Tags within the client's limits: a tag outside them makes ``init`` fail. 0.8.0 to 0.9.2
+    accept 50 tags of at most 20 characters, 0.9.3 and later 30 of at most 512 (the settings
+    check those)."""
     if not tags:
         return None
-    return [tag[:MAX_TAG_LENGTH] for tag in tags][:MAX_TAGS]
+    length = 20 if swanlab_release() < (0, 9, 3) else 512
+    return [tag[:length] for tag in tags][:30]
+
+
+def preset_colors() -> list[str]:
+    """SwanLab's own run colours (``swanlab.utils.experiment.PRESET_COLORS``, 0.8.0 on)."""
+    try:
+        from swanlab.utils.experiment import PRESET_COLORS
+
+        return list(PRESET_COLORS)
+    except Exception:
+        return []
 
 
 def login_kwargs() -> dict[str, Any]:

@@ -30,3 +30,5 @@ class StartRequest:
     output_dir: Optional[str] = None
     resuming: bool = False
     resume_step: int = 0
+    name: Optional[str] = None  # the run's name when the config gives none (naming.py)
+    tags: Optional[list[str]] = None  # the config's tags, else naming.default_tags

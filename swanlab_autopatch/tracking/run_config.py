@@ -113,6 +113,7 @@ def build(cfg: Mapping[str, Any], args: Any = None, model: Any = None) -> dict[s
     parallel["deepspeed"] = cfg.get("deepspeed") if isinstance(cfg.get("deepspeed"), str) \
         else bool(cfg.get("deepspeed"))
     config = {
+        **hyperparameters(cfg, training),
         "framework": "axolotl",
         "model": model_part,
         "training": training,
@@ -122,6 +123,25 @@ def build(cfg: Mapping[str, Any], args: Any = None, model: Any = None) -> dict[s
         "trainer_args": _trainer_args(args),
     }
     return json_safe(redact(config))
+
+
+# The values people sort and filter runs by, at the top level of the run config: dashboards
+# show each top-level key as a column (a nested group shows as one JSON cell).
+COLUMNS = ("learning_rate", "micro_batch_size", "effective_batch_size",
+           "gradient_accumulation_steps", "num_epochs", "max_steps", "sequence_len", "lora_r",
+           "lora_alpha", "optimizer", "lr_scheduler")
+
+
+def hyperparameters(cfg: Mapping[str, Any], training: Mapping[str, Any]) -> dict[str, Any]:
+    from swanlab_autopatch.tracking import naming
+
+    picked = {"base_model": naming.model_short_name(cfg), "method": naming.method(cfg),
+              "adapter": naming.adapter(cfg)}
+    for key in COLUMNS:
+        value = training.get(key, cfg.get(key))
+        if value is not None:
+            picked[key] = value
+    return {k: v for k, v in picked.items() if v is not None}
 
 
 def yaml_text(cfg: Mapping[str, Any]) -> Optional[str]:

@@ -53,6 +53,19 @@ def only_run(log_dir: Path):
     return runs[0]
 
 
+def settled_run(log_dir: Path, timeout: float = 60):
+    """The single run once it has a finish record: after a killed training, its sidecar
+    finishes the run a moment later."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        run = only_run(log_dir)
+        if run.state != "running" or time.monotonic() > deadline:
+            return run
+        time.sleep(0.2)
+
+
 def messages(result: harness.TrainResult) -> list[str]:
     """This package's lines in a training's output."""
     return [line for line in result.output.splitlines() if "[swanlab-autopatch]" in line]

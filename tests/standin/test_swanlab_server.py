@@ -368,6 +368,21 @@ def test_offline_then_sync_with_env_settings(server, tmp_path):
     assert [s for s, _ in user_metrics(exp)["train/loss"]] == [1, 2, 3, 4, 5]
 
 
+def test_cli_login_saves_credentials_that_sync_uses(server, tmp_path):
+    proc = swanlab_cli(tmp_path, "login", "--api-key", KEY2, "--host", server.url)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    netrc = (tmp_path / "home" / ".swanlab" / ".netrc").read_text()
+    assert f"machine {server.url}" in netrc  # the API host is the netrc machine
+    results(run_client(tmp_path, "offline", OFFLINE_RUN, "team-n").stdout)
+    proc = swanlab_cli(tmp_path, "sync", str(offline_run_dir(tmp_path)))  # no --host, no --api-key
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    exp = only_experiment(server.dump())
+    # the workspace the offline run was given is kept by sync
+    assert (exp["workspace"], exp["project"]) == ("team-n", "offline-proj")
+    assert [(r["route"], r["key"], r["status"]) for r in server.requests() if r["route"] == "login"] == [
+        ("login", "key#2", 200), ("login", "key#2", 200)]
+
+
 def test_sync_id_backfills_an_existing_experiment(server, tmp_path):
     # the cloud experiment got steps 1-2 (say the training fell back to offline after that) ...
     assert results(run_client(tmp_path, "online_part", RESUME, server.url, KEY, "backfill01", "allow", "1", "2")

@@ -413,7 +413,7 @@ def _only(scenarios):
 # -- the keys survive Axolotl's validation ---------------------------------------------------
 
 DEFAULT_KEYS = {"use_swanlab": True, "swanlab_project": "my-project", "swanlab_mode": "cloud",
-                "swanlab_log_model": False, "swanlab_log_completions": True,
+                "swanlab_log_model": "false", "swanlab_log_completions": True,
                 "swanlab_completion_log_interval": 100, "swanlab_completion_max_buffer": 128}
 
 
@@ -747,7 +747,7 @@ def test_disabled_mode_tracks_nothing(out):
 @_only(["log_model"])
 def test_log_model_has_no_effect_yet(out):
     assert any(line.startswith("swanlab_log_model has no effect yet") for line in out.at("INFO"))
-    assert out.cfg["swanlab_log_model"] is True
+    assert out.cfg["swanlab_log_model"] == "end"
 
 
 @_only(["typo"])

@@ -72,8 +72,11 @@ def test_key_lists_match_the_issue():
     ("swanlab_api_key", None),
     ("swanlab_web_host", None),
     ("swanlab_api_host", None),
-    ("swanlab_log_model", False),
+    ("swanlab_log_model", "false"),
     ("swanlab_log_dir", None),
+    ("swanlab_tags", None),
+    ("swanlab_group", None),
+    ("swanlab_job_type", None),
     ("swanlab_lark_webhook_url", None),
     ("swanlab_lark_secret", None),
     ("swanlab_log_completions", True),
@@ -90,13 +93,13 @@ def test_only_a_project_gives_every_default():
     assert result.auto_enabled and not result.explicitly_disabled
     assert s.use_swanlab is True and s.enabled and s.tracking
     assert s.swanlab_mode == "cloud"
-    assert s.swanlab_log_model is False
+    assert s.swanlab_log_model == "false"
     assert s.swanlab_log_completions is True
     assert s.swanlab_completion_log_interval == 100
     assert s.swanlab_completion_max_buffer == 128
     assert s.public_keys() == {
         "use_swanlab": True, "swanlab_project": "my-project", "swanlab_mode": "cloud",
-        "swanlab_log_model": False, "swanlab_log_completions": True,
+        "swanlab_log_model": "false", "swanlab_log_completions": True,
         "swanlab_completion_log_interval": 100, "swanlab_completion_max_buffer": 128}
     assert result.typos == [] and result.from_env == {}
 
@@ -145,8 +148,18 @@ def test_a_config_without_swanlab_keys_is_off():
     ("swanlab_web_host", "  ", None),
     ("swanlab_log_dir", "./swanlog", "./swanlog"),
     ("swanlab_log_dir", "", None),
-    ("swanlab_log_model", True, True),
-    ("swanlab_log_model", False, False),
+    ("swanlab_log_model", True, "end"),
+    ("swanlab_log_model", False, "false"),
+    ("swanlab_log_model", "false", "false"),
+    ("swanlab_log_model", "END", "end"),
+    ("swanlab_log_model", "true", "end"),
+    ("swanlab_log_model", "checkpoint", "checkpoint"),
+    ("swanlab_tags", ["baseline", " lora ", "baseline", ""], ("baseline", "lora")),
+    ("swanlab_tags", "a, b ,c", ("a", "b", "c")),
+    ("swanlab_tags", [2024, "x"], ("2024", "x")),
+    ("swanlab_tags", "", None),
+    ("swanlab_group", " lr-sweep ", "lr-sweep"),
+    ("swanlab_job_type", "finetune", "finetune"),
     ("swanlab_log_completions", False, False),
     ("swanlab_completion_log_interval", 7, 7),
     ("swanlab_completion_max_buffer", 1, 1),
@@ -221,7 +234,15 @@ def test_invalid_mode_lists_the_options_and_shows_the_value():
     ("use_swanlab", 1, "use_swanlab must be true or false, got a number (1)"),
     ("use_swanlab", [True], "use_swanlab must be true or false, got a list"),
     ("use_swanlab", {"on": True}, "use_swanlab must be true or false, got a mapping"),
-    ("swanlab_log_model", "false", "swanlab_log_model must be true or false"),
+    ("swanlab_log_model", "sometimes", "swanlab_log_model must be false, end (or true) or "
+                                       "checkpoint"),
+    ("swanlab_log_model", 3, "swanlab_log_model must be false, end (or true) or checkpoint"),
+    ("swanlab_tags", {"a": 1}, "swanlab_tags must be a list of tags or comma-separated text"),
+    ("swanlab_tags", [["nested"]], "swanlab_tags holds a list"),
+    ("swanlab_tags", ["t" * 513], "is too long (at most 512 characters)"),
+    ("swanlab_tags", [f"t{i}" for i in range(31)], "swanlab_tags has 31 tags"),
+    ("swanlab_group", ["x"], "swanlab_group must be text, got a list"),
+    ("swanlab_job_type", "j" * 513, "swanlab_job_type is 513 characters long"),
     ("swanlab_log_completions", 0, "swanlab_log_completions must be true or false"),
     ("swanlab_mode", 1, "Invalid swanlab_mode: '1'"),
     ("swanlab_mode", True, "Invalid swanlab_mode: 'True'"),
