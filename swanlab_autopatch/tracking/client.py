@@ -40,6 +40,7 @@ class _State:
     finished: bool = False
     atexit_registered: bool = False
     color: Optional[str] = None  # the colour given to the run (kept for a resume)
+    settings: Optional[SwanLabSettings] = None
 
 
 _state = _State()
@@ -290,16 +291,17 @@ def _start(request: StartRequest) -> bool:
         fallback_reason = f"swanlab.init failed ({type(exc).__name__})"
         mode = "offline"
         run = _init(swanlab, request, mode, log_dir, previous)
-    _state.run, _state.borrowed = run, False
+    _state.run, _state.borrowed, _state.settings = run, False, settings
     if fallback_reason:
         waited = time.monotonic() - attempt_started
         log.warning(f"SwanLab cloud mode could not start ({fallback_reason}; gave up after "
                     f"{waited:.1f} s); this run is recorded offline in {run.dir}. Upload it "
-                    f"later with: swanlab sync {run.dir}")
+                    f"later with: {sync_command(run)}")
     if resume_id:
         where = ("the same cloud run" if mode == "online" else
-                 f"a new local folder with the same run id (swanlab sync uploads both "
-                 f"folders into one run; the earlier one is {previous.get('run_dir')})")
+                 f"a new local folder with the same run id (upload each folder into the one "
+                 f"run with `{sync_command(run, folder='<folder>')}`; the earlier folder is "
+                 f"{previous.get('run_dir')})")
         log.info(f"Resuming SwanLab run {resume_id} from step {request.resume_step}: "
                  f"metrics continue in {where}.")
     elif request.resuming:
@@ -310,6 +312,21 @@ def _start(request: StartRequest) -> bool:
         atexit.register(_finish_at_exit)
         _state.atexit_registered = True
     return True
+
+
+def sync_command(run: Any, folder: Optional[str] = None) -> str:
+    """The upload command for a run folder, complete as printed: the same host (a private
+    deployment), workspace, project and run id (so a later resume and a second upload continue
+    the one experiment; `swanlab sync` would otherwise invent a new id). Never the key: a job
+    has it in SWANLAB_API_KEY or a saved login."""
+    settings = _state.settings
+    host = credentials.normalize_host(settings.swanlab_api_host) if settings else None
+    if host == credentials.DEFAULT_API_HOST:
+        host = None
+    return compat.sync_command(
+        folder or str(run.dir), run_id=getattr(run, "id", None), host=host,
+        workspace=settings.swanlab_workspace if settings else None,
+        project=settings.swanlab_project if settings else None)
 
 
 def _check_dashboard() -> None:
@@ -423,7 +440,7 @@ def _finish_bounded(run: Any, state: str, error: Optional[str]) -> None:
             pass
         log.warning(f"SwanLab did not finish uploading within {budget:.0f} s; training is done "
                     f"and the local copy is complete in {run.dir}. Upload the rest with: "
-                    f"swanlab sync {run.dir}")
+                    f"{sync_command(run)}")
 
 
 def _finish_at_exit() -> None:

@@ -43,6 +43,30 @@ def preset_colors() -> list[str]:
         return []
 
 
+def sync_command(folder: str, run_id: Optional[str], host: Optional[str],
+                 workspace: Optional[str], project: Optional[str]) -> str:
+    """`swanlab sync` with everything it must not guess. 0.8.0 to 0.9.2 let a saved login
+    override ``--host``; the SWANLAB_API_HOST variable wins in every version, so the host goes
+    there on those."""
+    import shlex
+
+    parts = ["swanlab", "sync"]
+    prefix = ""
+    if host:
+        if swanlab_release() < (0, 9, 3):
+            prefix = f"SWANLAB_API_HOST={shlex.quote(host)} "
+        else:
+            parts += ["--host", host]
+    if workspace:
+        parts += ["--workspace", workspace]
+    if project:
+        parts += ["--project", project]
+    if run_id:
+        parts += ["--id", run_id]
+    parts.append(folder)
+    return prefix + " ".join(shlex.quote(p) for p in parts)
+
+
 def login_kwargs() -> dict[str, Any]:
     """0.8.0 to 0.9.5 keep the online client after `finish()`, so a second job's login would
     do nothing without ``relogin`` (accepted by every version)."""

@@ -32,8 +32,9 @@ def test_only_swanlab_project_is_enough(trainer):
     assert any("no API key found" in l for l in lines), lines
     fallback = [l for l in lines if "could not start (no API key" in l]
     assert len(fallback) == 1, lines
-    assert f"swanlab sync {run.path.relative_to(result.run_dir)}" in fallback[0] or \
-        f"swanlab sync {run.path}" in fallback[0]
+    folder = run.path.relative_to(result.run_dir)
+    assert f"swanlab sync --project only-project --id {run.run_id} " in fallback[0], fallback
+    assert fallback[0].rstrip().endswith((str(folder), str(run.path))), fallback
     for key in ("train/learning_rate", "train/grad_norm", "train/epoch",
                 "single_value/train_runtime"):
         assert run.series(key), f"{key} missing; have {sorted(run.scalars)}"
