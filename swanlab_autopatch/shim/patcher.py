@@ -177,7 +177,9 @@ def _apply(target: targets.Target, module: ModuleType) -> None:
         return
     if _ours(original, wrapper_fn) is not None:  # never double-wrap
         return
-    handle = wrapt.wrap_function_wrapper(module, target.attr, wrapper_fn)
+    from swanlab_autopatch.shim import picklable
+
+    handle = picklable.wrap(module, target.attr, wrapper_fn)
     _applied[key] = Applied(target, module, handle, original)
     _missing.pop(key, None)
     log.debug(f"wrapped {target.dotted}")

@@ -560,3 +560,29 @@ def test_axolotl_version_falls_back_to_package_metadata(tmp_path, monkeypatch):
     monkeypatch.setattr(versions, "_version_from_dist_info", lambda dist: None)
     monkeypatch.setattr(versions, "installed", lambda dist: "0.12.2")
     assert versions.axolotl_version() == "0.12.2"
+
+
+def test_wrapped_functions_pickle_by_reference(tmp_path):
+    """Ray pickles Axolotl's worker function with the globals it uses (normalize_config up to
+    0.17): a wrapper must pickle as "that attribute of that module", never fail."""
+    (result,), warnings = run_case(tmp_path, """
+        import pickle, subprocess
+        swanlab_autopatch.patch()
+        import_all()
+        import axolotl.utils.config as u
+        from axolotl.core.builders.base import TrainerBuilderBase
+        data = pickle.dumps([u.normalize_config, u.validate_config])
+        same = pickle.loads(data)
+        # A process without the package active gets Axolotl's own functions back.
+        code = ("import pickle, sys, types; objs = pickle.loads(sys.stdin.buffer.read()); "
+                "print([type(o).__name__ for o in objs])")
+        other = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True)
+        report(same=[a is b for a, b in zip(same, [u.normalize_config, u.validate_config])],
+               other=other.stdout.decode().strip(), err=other.stderr.decode()[-300:],
+               method=pickle.loads(pickle.dumps(TrainerBuilderBase.get_callbacks)) ==
+               TrainerBuilderBase.get_callbacks)
+    """)
+    assert result["same"] == [True, True]
+    assert result["other"] == "['function', 'function']", result["err"]
+    assert result["method"] is True
+    assert warnings == []
