@@ -73,6 +73,12 @@ ENVS: dict[str, dict] = {
         "python": "3.11", "kind": "axolotl", "axolotl": "0.19.0",
         "constraints": ["torch==2.13.0"], "pip_flags": [], "packages": ON_AXOLOTL,
     },
+    # Ray Train (`use_ray: true`) next to the same Axolotl, for the cluster tests.
+    "axolotl-0.19.0-ray": {
+        "python": "3.11", "kind": "axolotl", "axolotl": "0.19.0",
+        "constraints": ["torch==2.13.0"], "pip_flags": [],
+        "packages": [*ON_AXOLOTL, "ray[train]==2.60.0"],
+    },
     # 0.20+ declare Requires-Python >=3.12, yet every pinned dependency still ships for 3.11
     # and no CPU torch exists for 3.12 here. numpy 2.5 would need building from source on 3.11.
     "axolotl-0.21.0": {

@@ -169,6 +169,31 @@ def ensure_parsed(cfg: MutableMapping[str, Any]) -> None:
         after_validate(record, cfg)
 
 
+def _prepare_ray_driver(cfg: MutableMapping[str, Any], settings: Any) -> rank.RankInfo:
+    """On the Ray driver (it loads the config; the workers get it as a dict and run in Ray's
+    own folders): paths are resolved against the folder the user launched from, and the YAML's
+    secrets, which never enter the config sent to Ray, reach the workers Ray starts from here
+    through the environment they inherit. Returns the job's rank picture (world = workers)."""
+    cfg.setdefault("swanlab_launch_dir", os.getcwd())
+    exported = []
+    for key, variable in (("swanlab_api_key", "SWANLAB_API_KEY"),
+                          ("swanlab_lark_webhook_url", "SWANLAB_LARK_WEBHOOK_URL"),
+                          ("swanlab_lark_secret", "SWANLAB_LARK_SECRET")):
+        value = settings.secret(key)
+        if value and not os.environ.get(variable):
+            os.environ[variable] = value
+            exported.append(key)
+    if exported and os.environ.get("RAY_ADDRESS"):
+        log.warning(f"{', '.join(exported)} from the config cannot reach the workers of an "
+                    "existing Ray cluster (RAY_ADDRESS is set): set SWANLAB_API_KEY (and the "
+                    "Lark variables) in the cluster's environment instead.")
+    try:
+        workers = max(int(cfg.get("ray_num_workers") or 1), 1)
+    except (TypeError, ValueError):
+        workers = 1
+    return rank.RankInfo(rank=0, world_size=workers, source="ray_num_workers")
+
+
 def announce(cfg: MutableMapping[str, Any]) -> None:
     """The messages of a loaded config, once per load, on global rank 0."""
     record = record_for(cfg)
@@ -223,6 +248,8 @@ def announce(cfg: MutableMapping[str, Any]) -> None:
     for level, message in checks.multi_logger_messages(checks.active_loggers(cfg, True)):
         getattr(log, level)(message)
     where = rank.current()
+    if cfg.get("use_ray"):
+        where = _prepare_ray_driver(cfg, settings)
     if where.distributed:
         if where.is_main:
             log.info(f"Distributed training detected (world_size={where.world_size})")

@@ -33,7 +33,10 @@ PLUGIN_KEYS = (
     "swanlab_lark_webhook_url", "swanlab_lark_secret", "swanlab_log_completions",
     "swanlab_completion_log_interval", "swanlab_completion_max_buffer",
 )
-OWN_KEYS = ("swanlab_log_dir", "swanlab_tags", "swanlab_group", "swanlab_job_type")
+OWN_KEYS = ("swanlab_log_dir", "swanlab_tags", "swanlab_group", "swanlab_job_type",
+            # Set by this package on a Ray driver (the folder relative paths mean); not a key
+            # users write.
+            "swanlab_launch_dir")
 # swanlab_log_model takes wandb_log_model's values (and the spec's booleans).
 LOG_MODEL_VALUES = ("false", "end", "checkpoint")
 MAX_TAGS, MAX_TAG_LENGTH = 30, 512  # SwanLab 0.9.3 and later (older ones: compat.clamp_tags)
@@ -59,6 +62,8 @@ ENV_FALLBACKS: dict[str, tuple[str, ...]] = {
     "swanlab_tags": ("SWANLAB_TAGS", "SWANLAB_EXPERIMENT_TAGS"),
     "swanlab_group": ("SWANLAB_GROUP", "SWANLAB_EXPERIMENT_GROUP"),
     "swanlab_job_type": ("SWANLAB_JOB_TYPE", "SWANLAB_EXPERIMENT_JOB_TYPE"),
+    "swanlab_lark_webhook_url": ("SWANLAB_LARK_WEBHOOK_URL",),
+    "swanlab_lark_secret": ("SWANLAB_LARK_SECRET",),
 }
 
 _PROJECT_RE = re.compile(r"^[0-9a-zA-Z_\-+.]{1,100}$")
@@ -141,6 +146,7 @@ class SwanLabSettings(BaseModel):
     swanlab_tags: Optional[tuple[str, ...]] = None
     swanlab_group: Optional[str] = None
     swanlab_job_type: Optional[str] = None
+    swanlab_launch_dir: Optional[str] = None
     swanlab_lark_webhook_url: Optional[SecretStr] = None
     swanlab_lark_secret: Optional[SecretStr] = None
     swanlab_log_completions: bool = True
@@ -267,10 +273,17 @@ class SwanLabSettings(BaseModel):
                              f"Example: `{key}: https://swanlab.example.com`")
         return text.rstrip("/") if text else text
 
-    @field_validator("swanlab_log_dir", mode="before")
+    @field_validator("swanlab_log_dir", "swanlab_launch_dir", mode="before")
     @classmethod
-    def _log_dir(cls, value: Any) -> Any:
-        return _as_text("swanlab_log_dir", value, "./swanlog")
+    def _paths(cls, value: Any, info) -> Any:
+        return _as_text(info.field_name, value, "./swanlog")
+
+    def resolve(self, path: Optional[str]) -> Optional[str]:
+        """A relative path as the user meant it: against the launch folder on Ray workers
+        (which run elsewhere), else unchanged."""
+        if path and self.swanlab_launch_dir and not os.path.isabs(path):
+            return os.path.join(self.swanlab_launch_dir, path)
+        return path
 
     @field_validator("swanlab_api_key", "swanlab_lark_secret", "swanlab_lark_webhook_url",
                      mode="before")

@@ -88,7 +88,8 @@ class SwanLabAutopatchCallback(TrainerCallback):
         settings = self.settings
         request = StartRequest(
             settings=settings, config=config,
-            output_dir=getattr(args, "output_dir", None) or self.cfg.get("output_dir"),
+            output_dir=settings.resolve(getattr(args, "output_dir", None) or
+                                        self.cfg.get("output_dir")),
             resuming=resuming, resume_step=int(getattr(state, "global_step", 0) or 0),
             name=settings.swanlab_experiment_name or naming.default_name(self.cfg),
             tags=list(settings.swanlab_tags or naming.default_tags(self.cfg)))

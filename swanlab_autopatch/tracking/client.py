@@ -279,7 +279,10 @@ def _start(request: StartRequest) -> bool:
             mode = "offline"
     if mode == "local":
         _check_dashboard()
-    log_dir = _writable_log_dir(settings.swanlab_log_dir)
+    # On a Ray worker the default ./swanlog means the folder the job was launched from.
+    configured = settings.swanlab_log_dir or \
+        (default_log_dir() if settings.swanlab_launch_dir else None)
+    log_dir = _writable_log_dir(settings.resolve(configured))
 
     previous = _previous_run(request.output_dir, settings) if request.resuming else None
     resume_id = previous.get("run_id") if previous else None

@@ -182,7 +182,7 @@ def test_sidecar_that_cannot_start_falls_back_in_process(tmp_path):
     assert out["proc"].returncode == 0, out["proc"].stderr
     assert out["report"]["backend"] == "module"  # tracking.client, in this process
     warnings = [x for x in out["proc"].stderr.splitlines() if "helper process" in x]
-    assert len(warnings) == 1 and "could not be started" in warnings[0], warnings
+    assert len(warnings) == 1 and "could not be started" in warnings[0], out["proc"].stderr
     run = settled_run(out["log_dir"])
     assert run.state == "finished" and run.series("train/loss") == losses(range(1, 21))
 
@@ -191,7 +191,7 @@ def test_sidecar_dying_before_its_run_started_replays_in_process(tmp_path):
     out = train(tmp_path, inject=SIDECAR_DIES)
     assert out["proc"].returncode == 0, out["proc"].stderr
     warnings = [x for x in out["proc"].stderr.splitlines() if "helper process" in x]
-    assert len(warnings) == 1 and "before its run started" in warnings[0], warnings
+    assert len(warnings) == 1 and "before its run started" in warnings[0], out["proc"].stderr
     run = settled_run(out["log_dir"])
     assert run.state == "finished"
     assert run.series("train/loss") == losses(range(1, 21))  # nothing lost: replayed
@@ -202,7 +202,7 @@ def test_sidecar_dying_mid_run_costs_tracking_not_training(tmp_path):
     assert out["proc"].returncode == 0, out["proc"].stderr
     assert out["proc"].stdout.count("after the sidecar died") == 2000
     warnings = [x for x in out["proc"].stderr.splitlines() if "helper process" in x]
-    assert len(warnings) == 1 and "ended unexpectedly" in warnings[0], warnings
+    assert len(warnings) == 1 and "ended unexpectedly" in warnings[0], out["proc"].stderr
     # One run: no second one started for the rest of the training. (What SwanLab had not yet
     # written when its process was killed is lost with it.)
     assert len(find_runs(out["log_dir"])) == 1
