@@ -27,14 +27,14 @@ fast_lane() {
   done
 }
 
-AXOLOTL_ENVS=(axolotl-0.19.0 axolotl-0.21.0 axolotl-0.12.2 axolotl-0.9.2)
+AXOLOTL_ENVS=(axolotl-0.19.0 axolotl-0.21.0 axolotl-0.12.2 axolotl-0.9.2 axolotl-0.19.0-ray)
 
 # On a fresh machine the Axolotl environments take a while to download: build them in the
 # background (two at a time) while the fast lane runs. On a machine that has them: instant.
 start_axolotl_builds() {
   mkdir -p .work
   ( venv axolotl-0.19.0 >/dev/null && venv axolotl-0.12.2 >/dev/null ) > .work/build-a.log 2>&1 &
-  ( venv axolotl-0.21.0 >/dev/null && venv axolotl-0.9.2 >/dev/null ) > .work/build-b.log 2>&1 &
+  ( venv axolotl-0.21.0 >/dev/null && venv axolotl-0.9.2 >/dev/null && venv axolotl-0.19.0-ray >/dev/null ) > .work/build-b.log 2>&1 &
 }
 
 e2e_lane() {

@@ -1,0 +1,108 @@
+"""Ray Train (`use_ray: true`) on CPU, Axolotl 0.19.0 with Ray 2.60: one run per job, in the
+launch folder's ./swanlog (not the Ray worker's folder), the YAML's key reaching the rank-0
+worker without entering the config sent to Ray or any file Ray writes, the driver's messages
+once, and a resumed Ray job continuing its run.
+
+Axolotl asks Ray for a GPU whatever `resources_per_worker` says; the test-only injection
+tests/e2e/injections/ray_cpu makes `use_gpu` follow `resources_per_worker` (the package never
+changes Axolotl's scaling). Ray trainings take the lock "ray": one local Ray cluster at a time.
+"""
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+import pytest
+
+from e2e_support import harness, messages, only_run, settled_run
+from test_faults import INJECTIONS, closed_port
+
+RAY = "0.19.0-ray"
+CPU = {"PYTHONPATH": str(INJECTIONS / "ray_cpu"), "RAY_DEDUP_LOGS": "0"}
+CANARY = "sk-ray-CANARY-71c3"
+
+
+def ray_config(**overrides):
+    return {"use_ray": True, "ray_num_workers": 1, "resources_per_worker": {"CPU": 1},
+            **overrides}
+
+
+@pytest.fixture
+def ray_trainer(trainer_for):
+    return trainer_for(RAY)
+
+
+def train(ray_trainer, **kw):
+    with harness._locked("ray"):
+        return ray_trainer.run(**kw)
+
+
+def ray_files() -> list[Path]:
+    return [Path(p) for p in glob.glob("/tmp/ray/session_*/**/*", recursive=True)
+            if Path(p).is_file()]
+
+
+def test_one_run_in_the_launch_folder(ray_trainer):
+    result = train(ray_trainer, launcher="axolotl", env={**CPU, "SWANLAB_MODE": "offline"},
+                   swanlab_project="ray-offline", **ray_config())
+    assert result.returncode == 0, result.describe()
+    run = settled_run(result.log_dir)  # <launch folder>/swanlog, not Ray's session folder
+    assert run.state == "finished", (run.state, run.error)
+    assert run.series("train/loss") == harness.trainer_losses(result.run_dir)
+    resume_file = result.run_dir / "out" / ".swanlab-autopatch-run.json"
+    assert resume_file.is_file() and run.run_id in resume_file.read_text()
+
+
+def test_two_workers_one_run_and_the_driver_says_so_once(ray_trainer):
+    result = train(ray_trainer, launcher="axolotl", extra_args=("--use-ray",),
+                   env={**CPU, "SWANLAB_MODE": "offline", "ACCELERATE_USE_CPU": "true"},
+                   swanlab_project="ray-two", max_memory={"cpu": "8GiB"},
+                   **ray_config(ray_num_workers=2))
+    assert result.returncode == 0, result.describe()
+    run = settled_run(result.log_dir)
+    assert run.state == "finished"
+    assert len(run.series("train/loss")) == 10
+    lines = messages(result)
+    for text in ("Distributed training detected (world_size=2)", "SwanLab mode: offline",
+                 "Only rank 0 will initialize SwanLab"):
+        assert sum(text in line for line in lines) == 1, (text, lines)
+
+
+def test_yaml_key_reaches_the_worker_and_nothing_ray_writes(ray_trainer, tmp_path):
+    """The key is only in the YAML. The rank-0 worker has it (the warning names the refused
+    connection, not a missing key), and no file Ray writes holds it."""
+    port = closed_port()
+    before = set(ray_files())
+    result = train(ray_trainer, launcher="axolotl",
+                   env={**CPU, "SWANLAB_AUTOPATCH_CONNECT_TIMEOUT": "5"},
+                   swanlab_project="ray-cloud", swanlab_mode="cloud", swanlab_api_key=CANARY,
+                   swanlab_api_host=f"http://127.0.0.1:{port}", **ray_config())
+    assert result.returncode == 0, result.describe()
+    fallback = [line for line in messages(result) if "cloud mode could not start" in line]
+    assert len(fallback) == 1, messages(result)
+    assert "no API key" not in fallback[0] and "cannot reach" in fallback[0], fallback
+    assert CANARY not in result.output
+    new = [p for p in ray_files() if p not in before]
+    assert new, "Ray wrote no session files: the test would prove nothing"
+    leaked = [p for p in new + [p for p in result.run_dir.rglob("*") if p.is_file()]
+              if p.name != "cfg.yaml" and CANARY.encode() in p.read_bytes()]
+    assert leaked == [], leaked
+
+
+def test_resumed_ray_job_continues_its_run(ray_trainer):
+    env = {**CPU, "SWANLAB_MODE": "offline"}
+    first = train(ray_trainer, launcher="axolotl", env=env, name="resume",
+                  swanlab_project="ray-resume", save_steps=5, **ray_config())
+    assert first.returncode == 0, first.describe()
+    original = only_run(first.log_dir)
+    second = train(ray_trainer, launcher="axolotl", env=env, name="resume",
+                   swanlab_project="ray-resume", save_steps=5, max_steps=15,
+                   resume_from_checkpoint=str(first.run_dir / "out" / "checkpoint-10"),
+                   **ray_config())
+    assert second.returncode == 0, second.describe()
+    from swanlab_autopatch.runs.reader import find_runs
+
+    runs = find_runs(second.log_dir)
+    assert {r.run_id for r in runs} == {original.run_id}, [(r.path, r.run_id) for r in runs]
+    resumed = next(r for r in runs if r.path != original.path)
+    assert [s for s, _ in resumed.series("train/loss")] == list(range(11, 16))
