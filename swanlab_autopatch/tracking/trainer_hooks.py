@@ -78,7 +78,10 @@ def _mark_crashes(trainer: Any) -> None:
             return original(*args, **kwargs)
         except BaseException as exc:
             try:
-                state = "aborted" if isinstance(exc, KeyboardInterrupt) else "crashed"
+                # Ctrl-C, or a signal handler that exits (Axolotl's own SIGINT handler saves
+                # the model and calls sys.exit): the run was stopped, not broken.
+                stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))
+                state = "aborted" if stopped else "crashed"
                 run.finish(state, "".join(traceback.format_exception(exc)))
             except Exception:
                 pass
