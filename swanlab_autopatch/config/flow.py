@@ -239,9 +239,12 @@ def announce(cfg: MutableMapping[str, Any]) -> None:
                      f"SwanLab may find one in {', '.join(maybe)} when the run starts.")
         else:
             log.warning(credentials.NO_KEY_WARNING)
-    if settings.swanlab_log_model != "false":
-        log.info("swanlab_log_model has no effect yet: SwanLab does not store model "
-                 "checkpoints. Checkpoints stay in output_dir.")
+    if settings.swanlab_log_model == "end":
+        log.info("swanlab_log_model: end: the final model files of output_dir are stored with "
+                 "the run when training ends (uploaded in the background in cloud mode).")
+    elif settings.swanlab_log_model == "checkpoint":
+        log.info("swanlab_log_model: checkpoint: each checkpoint folder is stored with the run "
+                 "when it is saved (uploaded in the background in cloud mode).")
     if settings.swanlab_lark_webhook_url and not settings.swanlab_lark_secret:
         log.warning("The Lark webhook has no secret configured (swanlab_lark_secret); anyone "
                     "with the URL can post to the group. Set a signing secret in Lark.")

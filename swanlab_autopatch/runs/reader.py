@@ -99,6 +99,10 @@ class RunRecord:
     problems: list[str] = field(default_factory=list)
     # Extras beyond the core fields.
     tags: list[str] = field(default_factory=list)
+    group: Optional[str] = None
+    job_type: Optional[str] = None
+    color: Optional[str] = None
+    saves: list[dict] = field(default_factory=list)  # files stored with the run (run.save)
     system: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # __swanlab__.*
     data_file: Optional[Path] = None
     records: int = 0                 # records decoded from the data file
@@ -331,6 +335,9 @@ def _read_data_file(run: RunRecord, data_file: Path) -> None:
                     run.name = st.name or run.name
                     run.description = st.description or run.description
                     run.tags = list(st.tags) or run.tags
+                    run.group = st.group or run.group
+                    run.job_type = st.job_type or run.job_type
+                    run.color = st.color or run.color
                     if run.finished_at is not None:  # started again after a finish: resumed
                         run.state, run.finished_at, run.error = "running", None, None
                 elif kind == "finish":
@@ -340,9 +347,17 @@ def _read_data_file(run: RunRecord, data_file: Path) -> None:
                     run.finished_at = _timestamp(fin.finished_at)
                     run.error = fin.error or None
                     seen(fin.finished_at)
+                elif kind == "save":
+                    sv = record.save
+                    run.saves.append({"name": sv.name, "source": sv.source_path,
+                                      "target": sv.target_path,
+                                      "policy": _enum_name(sv, "policy", sv.policy)
+                                      if isinstance(sv.policy, int) else str(sv.policy),
+                                      "type": _enum_name(sv, "type", sv.type)
+                                      if isinstance(sv.type, int) else str(sv.type)})
                 if record.HasField("timestamp"):
                     seen(record.timestamp)
-                # column / save records and kinds newer than this reader are not needed.
+                # column records and kinds newer than this reader are not needed.
         except _Stop as stop:
             kept = f"; kept the {run.records} records before it" if run.records else ""
             run.problems.append(f"{stop}{kept}")

@@ -81,6 +81,15 @@ TARGETS: tuple[Target, ...] = (
            "around_post_trainer_create", ">=0.8.0,<0.10.0", False,
            "duplicate SwanLab callbacks from report_to are not removed and crashes are not marked",
            ("self", "trainer")),
+    # After train() returns, Axolotl has saved the final model: swanlab_log_model: end.
+    Target("train", "axolotl.train", "train", "around_train", ">=0.8.0", False,
+           "swanlab_log_model: end stores the final model at process exit instead",
+           ("cfg", "dataset_meta")),
+    # generate_samples (0.15+): the samples Axolotl prints and hands to W&B.
+    Target("log_samples", "axolotl.utils.callbacks.generation", "SFTGenerationCallback._log_samples",
+           "around_log_samples", ">=0.15.0", False,
+           "the samples of generate_samples are not logged to SwanLab",
+           ("self", "samples", "step")),
 )
 
 

@@ -132,3 +132,24 @@ def around_post_trainer_create(wrapped: Any, instance: Any, args: tuple, kwargs:
         if trainer is not None:
             trainer_hooks.after_trainer(trainer)
     return callbacks
+
+
+def around_train(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    result = wrapped(*args, **kwargs)
+    with contained("train"):
+        from swanlab_autopatch.tracking import trainer_hooks
+
+        trainer_hooks.after_training()
+    return result
+
+
+def around_log_samples(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    result = wrapped(*args, **kwargs)
+    with contained("log_samples"):
+        from swanlab_autopatch.tracking import trainer_hooks
+
+        samples = args[0] if args else kwargs.get("samples")
+        step = args[1] if len(args) > 1 else kwargs.get("step")
+        trainer_hooks.log_samples(samples, step)
+    return result
+

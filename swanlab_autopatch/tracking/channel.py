@@ -23,7 +23,7 @@ PICKLED, STDOUT, STDERR = 0, 1, 2
 _HEADER = struct.Struct("<IB")
 HEADER_SIZE = _HEADER.size
 MAX_BACKLOG_BYTES = 64 * 1024 * 1024
-_KEEP = frozenset({"start", "finish", "config", "texts"})  # never dropped
+KEEP = frozenset({"start", "finish", "config", "texts", "save"})  # never dropped
 
 
 def encode(kind: int, payload: bytes) -> bytes:
@@ -68,7 +68,7 @@ class Writer:
         self.flush()
 
     def send_message(self, message: tuple) -> None:
-        self.send(pickled(message), keep=message[0] in _KEEP)
+        self.send(pickled(message), keep=message[0] in KEEP)
 
     def _trim(self) -> None:
         """Drop the oldest droppable frames (never the one half written) past the bound."""

@@ -380,6 +380,46 @@ def call(name: str, args: tuple, kwargs: dict) -> None:
                     f"({type(exc).__name__}: {exc}); training continues.", once=f"call-{name}")
 
 
+def log_table(key: str, headers: list[str], rows: list[list], step: int) -> None:
+    """A table (RL completions, generated samples) at a step: SwanLab's ECharts table, the
+    richest type every supported client has; a text table where it cannot be built."""
+    if not rows or not active():
+        return
+    try:
+        import swanlab
+
+        try:
+            item: Any = swanlab.echarts.Table().add(headers, rows)
+        except Exception:
+            lines = [" | ".join(headers)] + [" | ".join(str(v) for v in row) for row in rows]
+            item = swanlab.Text("\n".join(lines))
+        swanlab.log({key: item}, step=step)
+    except Exception as exc:
+        log.warning(f"SwanLab could not log the table {key} ({type(exc).__name__}: {exc}); "
+                    "training continues.", once=f"table-{key}")
+
+
+def save_files(base: str, names: list[str], what: str) -> None:
+    """Store files with the run (model files, checkpoints): uploaded by SwanLab's own
+    background transport in cloud mode, recorded for `swanlab sync` offline. Never raises."""
+    if not names or not active():
+        return
+    run = _state.run
+    if run is None or not hasattr(run, "save"):
+        log.warning("This SwanLab client cannot store files with a run: the model files stay "
+                    "in output_dir only.", once="no-save")
+        return
+    try:
+        for name in names:
+            run.save(str(Path(base) / name), base_path=base, policy="now")
+        log.info(f"SwanLab stores {what} with the run"
+                 + ("" if run.mode == "online" else
+                    " (recorded for `swanlab sync`: keep the files where they are)") + ".")
+    except Exception as exc:
+        log.warning(f"SwanLab could not store {what} ({type(exc).__name__}: {exc}); training "
+                    "continues.", once=f"save-{what}")
+
+
 def update_config(values: dict[str, Any]) -> None:
     if not values or not active():
         return

@@ -75,6 +75,10 @@ def dispatch(target: Any, message: tuple) -> None:
         target.update_config(message[1])
     elif kind == "call":
         target.call(message[1], message[2], message[3])
+    elif kind == "table":
+        target.log_table(message[1], message[2], message[3], message[4])
+    elif kind == "save":
+        target.save_files(message[1], message[2], message[3])
     elif kind == "finish":
         target.finish(message[1], message[2])
 
@@ -100,6 +104,18 @@ def update_config(values: dict[str, Any]) -> None:
     backend = _backend
     if values and backend is not None:
         backend.update_config(values)
+
+
+def log_table(key: str, headers: list[str], rows: list[list], step: int) -> None:
+    backend = _backend
+    if rows and backend is not None:
+        backend.log_table(key, headers, rows, step)
+
+
+def save_files(base: str, names: list[str], what: str) -> None:
+    backend = _backend
+    if names and backend is not None:
+        backend.save_files(base, names, what)
 
 
 def finish(state: str = "success", error: Optional[str] = None) -> None:

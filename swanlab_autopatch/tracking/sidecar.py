@@ -134,7 +134,7 @@ class Sidecar:
                             f"({type(exc).__name__}: {exc}); it is left out.",
                             once=f"unpicklable-{message[0]}")
                 return
-            self._write(frame, keep=message[0] in ("start", "finish", "config", "texts"))
+            self._write(frame, keep=message[0] in channel.KEEP)
 
     def _send_console(self, kind: int, text: str) -> None:
         with self._lock:
@@ -161,6 +161,12 @@ class Sidecar:
 
     def call(self, name: str, args: tuple, kwargs: dict) -> None:
         self._send(("call", name, args, kwargs))
+
+    def log_table(self, key: str, headers: list, rows: list, step: int) -> None:
+        self._send(("table", key, headers, rows, step))
+
+    def save_files(self, base: str, names: list, what: str) -> None:
+        self._send(("save", base, names, what))
 
     def run_dir(self) -> Optional[str]:
         self._poll()

@@ -57,6 +57,8 @@ def after_trainer(trainer: Any) -> None:
     ours = [cb for cb in callbacks if type(cb).__name__ == "SwanLabAutopatchCallback"]
     if not ours:
         return
+    for cb in ours:
+        cb.bind_trainer(trainer)  # TRL keeps its completions on the trainer
     for cb in callbacks:
         if _is_foreign_swanlab_callback(cb):
             # e.g. transformers' SwanLabCallback from report_to="all" (Axolotl <= 0.9 RL
@@ -89,3 +91,48 @@ def _mark_crashes(trainer: Any) -> None:
 
     setattr(train, _MARK, True)
     trainer.train = train
+
+
+# -- after Axolotl's train(): the final model is on disk -------------------------------------
+
+_waiting: list = []  # callbacks whose run ends once the final model files are stored
+_exit_registered = False
+
+
+def finish_after_training(callback: Any) -> None:
+    """log_model "end": end the run after Axolotl's train() has saved the model (the train
+    target), or at process exit when that target is not there."""
+    global _exit_registered
+    _waiting.append(callback)
+    if not _exit_registered:
+        import atexit
+
+        atexit.register(after_training)
+        _exit_registered = True
+
+
+def after_training() -> None:
+    """Axolotl's train() returned (or the process ends): store the final model, end the run."""
+    while _waiting:
+        callback = _waiting.pop(0)
+        try:
+            callback.store_final_model()
+        except Exception as exc:
+            log.warning(f"SwanLab could not store the final model ({type(exc).__name__}: "
+                        f"{exc}); training is done.", once="final-model")
+
+
+# -- Axolotl's generated samples (generate_samples) ---------------------------------------------
+
+
+def log_samples(samples: Any, step: Any) -> None:
+    """SFTGenerationCallback's samples (prompt, generated text) as a table at their step."""
+    if not rank.current().is_main or not run.active() or not samples:
+        return
+    rows = []
+    for sample in samples:
+        if isinstance(sample, dict):
+            rows.append([int(step), str(sample.get("prompt", "")),
+                         str(sample.get("generated", ""))])
+    run.log_table("samples", ["step", "prompt", "generated"], rows, int(step))
+

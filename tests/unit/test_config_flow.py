@@ -745,8 +745,9 @@ def test_disabled_mode_tracks_nothing(out):
 
 
 @_only(["log_model"])
-def test_log_model_has_no_effect_yet(out):
-    assert any(line.startswith("swanlab_log_model has no effect yet") for line in out.at("INFO"))
+def test_log_model_says_what_is_stored(out):
+    assert any(line.startswith("swanlab_log_model: end: the final model files")
+               for line in out.at("INFO"))
     assert out.cfg["swanlab_log_model"] == "end"
 
 

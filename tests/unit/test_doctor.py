@@ -33,6 +33,10 @@ MODULES = {
     "core/builders/__init__.py": "",
     "core/builders/base.py": BUILDER,
     "core/trainer_builder.py": BUILDER,
+    "train.py": "def train(cfg, dataset_meta):\n    pass\n",
+    "utils/callbacks/__init__.py": "",
+    "utils/callbacks/generation.py": "class SFTGenerationCallback:\n"
+                                     "    def _log_samples(self, samples, step):\n        pass\n",
 }
 
 
