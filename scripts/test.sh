@@ -37,7 +37,15 @@ start_axolotl_builds() {
   ( venv axolotl-0.21.0 >/dev/null && venv axolotl-0.9.2 >/dev/null && venv axolotl-0.19.0-ray >/dev/null ) > .work/build-b.log 2>&1 &
 }
 
+# The dashboard test looks at the page as a user does, in headless Chromium (Debian's package).
+ensure_chromium() {
+  command -v chromium >/dev/null && return 0
+  stage "installing chromium (apt-get)"
+  apt-get install -y -q chromium >/dev/null || { echo "chromium is needed for the dashboard test" >&2; return 1; }
+}
+
 e2e_lane() {
+  ensure_chromium
   stage "preparing Axolotl environments"
   wait || true  # background builds, if any; a failed one is retried (and reported) below
   for env in "${AXOLOTL_ENVS[@]}"; do venv "$env" >/dev/null; done
