@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The benchmarks' one entry command.
 
-    python benchmarks/run.py            all six measurements, writes benchmarks/RESULTS.md
+    python benchmarks/run.py            all eight measurements, writes benchmarks/RESULTS.md
     python benchmarks/run.py --smoke    every measurement with a handful of iterations (well
                                         under 3 minutes); prints the table and writes it to a
                                         temporary file, never to RESULTS.md
@@ -10,7 +10,8 @@ Run it with the fast-py3.11 environment's Python (``make bench`` does); it build
 other environments through tools/venvs.py and starts their Pythons as needed. Nothing here
 asserts on a time: the exit code is 0 whenever every measurement ran (1 when one could not).
 
-Measurements (one module each): startup, activation, config_path, per_call, end_to_end, scale.
+Measurements (one module each): startup, activation, config_path, per_call, end_to_end, scale,
+cloud, step_cost.
 Shared statistics and the report: stats.py.
 """
 from __future__ import annotations
@@ -33,8 +34,10 @@ sys.path.insert(0, str(REPO / "tools"))
 
 import stats  # noqa: E402
 
-MEASUREMENTS = ["startup", "activation", "config_path", "per_call", "end_to_end", "scale"]
-SMOKE_GROUPS = [["end_to_end"], ["startup", "activation", "config_path"], ["per_call", "scale"]]
+MEASUREMENTS = ["startup", "activation", "config_path", "per_call", "end_to_end", "scale",
+                "cloud", "step_cost"]
+SMOKE_GROUPS = [["end_to_end", "cloud"], ["startup", "activation", "config_path"], ["per_call", "scale"],
+                ["step_cost"]]
 AXOLOTL = "0.19.0"
 
 

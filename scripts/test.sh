@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone on a fresh machine: builds (or reuses) the cached
 # virtual environments, then runs
-#   1. the fast lane (unit, packaging and release-source tests) on Python 3.10, 3.11, 3.12, 3.13
+#   1. the fast lane (unit, packaging, stand-in and release-source tests) on Python 3.10 to 3.13,
+#      then the unit tests on SwanLab 0.8.x and 0.9.x and on transformers 5
 #   2. the end-to-end lane: real `axolotl train` on CPU, Axolotl 0.19.0, 0.21.0, 0.12.2, 0.9.2
 #   3. a smoke run of the benchmarks (no timing is asserted)
 # Usage: scripts/test.sh [fast|e2e|bench|all]   (default: all)
@@ -25,15 +26,21 @@ fast_lane() {
     [ "$py" = 3.11 ] && paths+=(tests/releases)
     "$v/bin/python" -m pytest "${paths[@]}" -q -p no:cacheprovider -n 2
   done
+  # The other SwanLab clients the package supports, and transformers 5 (Python 3.11).
+  for variant in swanlab0.8 swanlab0.9 transformers5; do
+    stage "fast lane with $variant"
+    "$(venv "fast-$variant")/bin/python" -m pytest tests/unit -q -p no:cacheprovider -n 2
+  done
 }
 
-AXOLOTL_ENVS=(axolotl-0.19.0 axolotl-0.21.0 axolotl-0.12.2 axolotl-0.9.2 axolotl-0.19.0-ray)
+AXOLOTL_ENVS=(axolotl-0.19.0 axolotl-0.21.0 axolotl-0.12.2 axolotl-0.9.2 axolotl-0.19.0-ray
+             axolotl-0.19.0-swanlab0.8.0)
 
 # On a fresh machine the Axolotl environments take a while to download: build them in the
 # background (two at a time) while the fast lane runs. On a machine that has them: instant.
 start_axolotl_builds() {
   mkdir -p .work
-  ( venv axolotl-0.19.0 >/dev/null && venv axolotl-0.12.2 >/dev/null ) > .work/build-a.log 2>&1 &
+  ( venv axolotl-0.19.0 >/dev/null && venv axolotl-0.12.2 >/dev/null && venv axolotl-0.19.0-swanlab0.8.0 >/dev/null ) > .work/build-a.log 2>&1 &
   ( venv axolotl-0.21.0 >/dev/null && venv axolotl-0.9.2 >/dev/null && venv axolotl-0.19.0-ray >/dev/null ) > .work/build-b.log 2>&1 &
 }
 

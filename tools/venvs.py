@@ -64,14 +64,37 @@ def _fast(py: str, wrapt: str) -> dict:
     return {"python": py, "kind": "plain", "packages": [wrapt, *FAST_LANE]}
 
 
+def _fast_variant(swanlab: str = SWANLAB, transformers: str = "transformers==4.57.6") -> dict:
+    """The fast lane on Python 3.11 with another SwanLab client or transformers."""
+    packages = [WRAPT_2, *(swanlab if p == SWANLAB else transformers if p.startswith(
+        "transformers==") else p for p in FAST_LANE)]
+    return {"python": "3.11", "kind": "plain", "packages": packages}
+
+
+# The SwanLab clients the package supports, newest patch of each minor (the fast lane runs on
+# each; the end-to-end lane trains once on the oldest release of all).
+SWANLAB_MINORS = {"0.8": "swanlab==0.8.5", "0.9": "swanlab==0.9.8", "0.10": SWANLAB}
+OLDEST_SWANLAB = "swanlab==0.8.0"
+NEWEST_TRANSFORMERS = "transformers==5.24.0"
+
+
 ENVS: dict[str, dict] = {
     "fast-py3.10": _fast("3.10", WRAPT_1),
     "fast-py3.11": _fast("3.11", WRAPT_2),
     "fast-py3.12": _fast("3.12", WRAPT_1),
     "fast-py3.13": _fast("3.13", WRAPT_2),
+    "fast-swanlab0.8": _fast_variant(swanlab=SWANLAB_MINORS["0.8"]),
+    "fast-swanlab0.9": _fast_variant(swanlab=SWANLAB_MINORS["0.9"]),
+    "fast-transformers5": _fast_variant(transformers=NEWEST_TRANSFORMERS),
     "axolotl-0.19.0": {
         "python": "3.11", "kind": "axolotl", "axolotl": "0.19.0",
         "constraints": ["torch==2.13.0"], "pip_flags": [], "packages": ON_AXOLOTL,
+    },
+    # The oldest supported SwanLab client next to Axolotl 0.19.0 (one training per mode).
+    "axolotl-0.19.0-swanlab0.8.0": {
+        "python": "3.11", "kind": "axolotl", "axolotl": "0.19.0",
+        "constraints": ["torch==2.13.0"], "pip_flags": [],
+        "packages": [OLDEST_SWANLAB if p == SWANLAB else p for p in ON_AXOLOTL],
     },
     # Ray Train (`use_ray: true`) next to the same Axolotl, for the cluster tests.
     "axolotl-0.19.0-ray": {

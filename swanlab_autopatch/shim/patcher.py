@@ -52,12 +52,9 @@ def supported(version: Optional[str]) -> bool:
 def current_targets() -> list[targets.Target]:
     version = _version
     if version is not None and not supported(version) and _forced():
-        # Forced outside the range: the layout of the nearest release (the table's rows
-        # start at the oldest supported release, so an older version would match none).
-        from swanlab_autopatch.versions import release
-
-        oldest = targets.AXOLOTL_RELEASES[0]
-        version = oldest if release(version) < release(oldest) else None
+        # Forced below the range: the layout of the oldest release (the table's rows start
+        # there, so an older version would match none).
+        version = targets.AXOLOTL_RELEASES[0]
     return targets.targets_for(version)
 
 
@@ -80,6 +77,11 @@ def activate(reason: str = "startup", late: bool = False) -> bool:
             if _version is None:
                 log.debug("Axolotl's version is unknown (no package metadata): using the newest "
                           "layout")
+            elif supported(_version) and not targets.tested(_version):
+                log.info(f"Axolotl {_version} is newer than the releases this swanlab-autopatch "
+                         f"was tested with ({targets.AXOLOTL_RELEASES[0]} to "
+                         f"{targets.AXOLOTL_RELEASES[-1]}): it patches the newest layout and "
+                         "checks each target as it loads.", once="newer")
             import wrapt  # noqa: F401  (a broken wrapt is reported here, as an activation failure)
 
             _active = True
@@ -177,12 +179,41 @@ def _apply(target: targets.Target, module: ModuleType) -> None:
         return
     if _ours(original, wrapper_fn) is not None:  # never double-wrap
         return
+    if not targets.tested(_version):
+        changed = _signature_problem(original, target.params)
+        if changed:
+            _missing[key] = changed
+            consequence = ("SwanLab tracking is off for this run" if target.required
+                           else f"consequence: {target.purpose}")
+            log.warning(f"Axolotl {_version}: patch target {target.dotted} changed ({changed}); "
+                        f"it is left alone, {consequence}. Training itself is unaffected.",
+                        once=f"changed-{target.dotted}")
+            return
     from swanlab_autopatch.shim import picklable
 
     handle = picklable.wrap(module, target.attr, wrapper_fn)
     _applied[key] = Applied(target, module, handle, original)
     _missing.pop(key, None)
     log.debug(f"wrapped {target.dotted}")
+
+
+def _signature_problem(func: Any, leading: tuple) -> Optional[str]:
+    """None when ``func`` takes ``leading`` as its first parameters (what the wrapper relies
+    on), else what differs. Reads the code object: no `inspect` import on this path."""
+    if not leading:
+        return None
+    for _ in range(16):  # through functools.wraps decorators to the function itself
+        inner = getattr(func, "__wrapped__", None)
+        if inner is None:
+            break
+        func = inner
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return f"{type(func).__name__} is not a function"
+    names = code.co_varnames[:code.co_argcount]
+    if tuple(names[:len(leading)]) != tuple(leading):
+        return f"its parameters start with {', '.join(names) or 'nothing'}, not {', '.join(leading)}"
+    return None
 
 
 def _copies(applied: Applied, value: Any) -> list[tuple[ModuleType, str]]:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-# Every Axolotl release from 0.8.0 through the 0.21 series. Outside it: one warning, nothing
-# patched (SWANLAB_AUTOPATCH_FORCE=1 tries anyway).
-SUPPORTED_AXOLOTL = ">=0.8.0,<0.22"
+# Every Axolotl release from 0.8.0 on. Older: one warning, nothing patched
+# (SWANLAB_AUTOPATCH_FORCE=1 tries anyway). Newer than the last release below: patched with the
+# newest layout, each target checked as its module loads (module, attribute, parameters).
+SUPPORTED_AXOLOTL = ">=0.8.0"
 
-# The releases on the package index inside that range; the release test downloads each one.
-# Keep this the only list of releases in the project.
+# The releases on the package index this version was tested with; the release test downloads
+# each one, and fails when the index has a release missing here. Keep this the only list.
 AXOLOTL_RELEASES = (
     "0.8.0", "0.8.1", "0.9.0", "0.9.1", "0.9.1.post1", "0.9.2", "0.10.0", "0.11.0",
     "0.12.0", "0.12.1", "0.12.2", "0.13.1", "0.13.2", "0.14.0", "0.15.0", "0.16.0",
@@ -91,6 +92,13 @@ TARGETS: tuple[Target, ...] = (
            "the samples of generate_samples are not logged to SwanLab",
            ("self", "samples", "step")),
 )
+
+
+def tested(version: str | None) -> bool:
+    """False for an Axolotl newer than every release this package was checked against."""
+    from swanlab_autopatch.versions import release
+
+    return version is None or release(version) <= release(AXOLOTL_RELEASES[-1])
 
 
 def targets_for(version: str | None) -> list[Target]:

@@ -121,15 +121,24 @@ def _login(key: str, api_host: Optional[str], budget: float) -> Optional[str]:
     import swanlab
 
     host = credentials.normalize_host(api_host) or credentials.DEFAULT_API_HOST
+    deadline = time.monotonic() + budget  # the probe, the login and init share it
     unreachable = _answers(host, budget)
     if unreachable:
         return unreachable
-    try:  # the server answers: SwanLab's own login (bounded by its request timeout)
-        swanlab.login(api_key=key, host=api_host, timeout=max(1, int(min(10.0, budget))),
-                      **compat.login_kwargs())
+    try:  # the server answers: SwanLab's own login, one bounded attempt
+        with compat.bounded_requests(_left(deadline)):
+            swanlab.login(api_key=key, host=api_host,
+                          timeout=max(1, int(min(10.0, _left(deadline)))),
+                          **compat.login_kwargs())
         return None
     except Exception as exc:
-        return f"login failed ({type(exc).__name__})"
+        return f"login failed ({type(exc).__name__}: wrong API key, or {host} refused or " \
+               f"did not answer the login)"
+
+
+def _left(deadline: float) -> float:
+    """Seconds left before a deadline (at least one: a last call gets a chance)."""
+    return max(1.0, deadline - time.monotonic())
 
 
 def _swanlab_settings(swanlab: Any, settings: SwanLabSettings) -> Any:
@@ -217,6 +226,13 @@ def _init(swanlab: Any, request: StartRequest, mode: str, log_dir: Optional[str]
     return swanlab.init(**{k: v for k, v in kwargs.items() if v is not None})
 
 
+def _run_folders(log_dir: Optional[str]) -> set:
+    try:
+        return {p for p in Path(log_dir or default_log_dir()).iterdir() if p.is_dir()}
+    except OSError:
+        return set()
+
+
 def _writable_log_dir(log_dir: Optional[str]) -> Optional[str]:
     """The configured log folder if it can be written, else a fresh temporary one."""
     target = Path(log_dir or default_log_dir())
@@ -286,12 +302,23 @@ def _start(request: StartRequest) -> bool:
 
     previous = _previous_run(request.output_dir, settings) if request.resuming else None
     resume_id = previous.get("run_id") if previous else None
+    folders_before = _run_folders(log_dir) if mode == "online" else set()
     try:
-        run = _init(swanlab, request, mode, log_dir, previous)
+        if mode == "online":  # its project and experiment calls share the login's deadline
+            with compat.bounded_requests(_left(attempt_started + connect_timeout())):
+                run = _init(swanlab, request, mode, log_dir, previous)
+        else:
+            run = _init(swanlab, request, mode, log_dir, previous)
     except Exception as exc:
         if mode != "online":
             raise
-        fallback_reason = f"swanlab.init failed ({type(exc).__name__})"
+        for folder in _run_folders(log_dir) - folders_before:  # the failed init's empty folder
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        fallback_reason = f"swanlab.init failed ({type(exc).__name__}: the server refused or did " \
+                          f"not answer creating the run within {connect_timeout():.0f} s)"
         mode = "offline"
         run = _init(swanlab, request, mode, log_dir, previous)
     _state.run, _state.borrowed, _state.settings = run, False, settings

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Optional
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 def swanlab_release() -> tuple[int, ...]:
     """The release numbers of the imported swanlab ((0,) when unknown)."""
@@ -71,6 +72,56 @@ def login_kwargs() -> dict[str, Any]:
     """0.8.0 to 0.9.5 keep the online client after `finish()`, so a second job's login would
     do nothing without ``relogin`` (accepted by every version)."""
     return {"relogin": True, "save": False}
+
+
+@contextmanager
+def bounded_requests(seconds: float) -> Iterator[None]:
+    """Inside the block, every HTTP call SwanLab makes (the login, and ``init``'s project and
+    experiment calls) gives up after ``seconds``, without retrying. 0.8.0 to 0.10.x make their
+    sessions with ``swanlab.sdk.internal.pkg.client.session.create(timeout=60,
+    default_retry=5)`` (and retry with backoff), so a server that accepts connections and stops
+    answering costs ~35 s for the login and minutes for each call of ``init``. The runtime
+    client's session (``core_python.client._default_client``, kept for the run's uploads) gets
+    SwanLab's own timeout and retries back at the end of the block. Does nothing where the
+    client differs."""
+    try:
+        import inspect
+
+        from swanlab.sdk.internal.core_python import client as runtime
+        from swanlab.sdk.internal.pkg.client import session as sessions
+
+        original = sessions.create
+        if not {"timeout", "default_retry"} <= set(inspect.signature(original).parameters):
+            raise TypeError("session.create differs")
+    except Exception:
+        yield
+        return
+    limit = max(0.5, float(seconds))
+
+    def bounded(timeout: Any = 60, default_retry: int = 5) -> Any:
+        return original(timeout=limit, default_retry=0)
+
+    def arm(make: Any) -> None:
+        session = getattr(getattr(runtime, "_default_client", None), "_session", None)
+        if session is not None:
+            for prefix, adapter in make().adapters.items():
+                session.mount(prefix, adapter)
+
+    try:
+        sessions.create = bounded
+        arm(bounded)
+    except Exception:
+        sessions.create = original
+        yield
+        return
+    try:
+        yield
+    finally:
+        sessions.create = original
+        try:
+            arm(original)
+        except Exception:
+            pass
 
 
 def settings_api_key(api_host: str, normalize: Any) -> Optional[str]:

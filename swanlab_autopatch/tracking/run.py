@@ -42,10 +42,12 @@ def start(request: StartRequest) -> bool:
             if sidecar_enabled() and not _user_run_active():
                 from swanlab_autopatch.tracking.sidecar import Sidecar
 
+                _backend = None
                 car = Sidecar.launch(request, fallback=_fall_back)
                 if car is not None:
-                    _backend = car
-                    return True
+                    if _backend is None:  # unless it died at once and the fallback took over
+                        _backend = car
+                    return active()
         except Exception as exc:  # contained: the in-process client is the way out
             log.warning(f"SwanLab's helper process could not start ({type(exc).__name__}: "
                         f"{exc}); SwanLab runs inside the training process instead.")

@@ -134,10 +134,11 @@ def download(version: str, folder: Path | None = None) -> Path:
         f"folder by hand).\n" + "\n".join(report))
 
 
-def index_versions() -> list[Version]:
-    """Every release of Axolotl the package index lists (pre-releases included; the caller
-    filters), via ``pip index versions --pre --ignore-requires-python``."""
-    cmd = [sys.executable, "-m", "pip", "index", "versions", DIST, "--pre",
+def index_versions(dist: str = DIST) -> list[Version]:
+    """Every release of a distribution (Axolotl by default) the package index lists
+    (pre-releases included; the caller filters), via ``pip index versions --pre
+    --ignore-requires-python``."""
+    cmd = [sys.executable, "-m", "pip", "index", "versions", dist, "--pre",
            "--ignore-requires-python", "--disable-pip-version-check", "--no-input"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -272,3 +272,31 @@ def test_release_list_and_table_agree() -> None:
         if absent:
             problems.append(f"{version}: no row applies for the required {absent}")
     assert not problems, "\n".join(problems)
+
+
+def test_index_has_no_untested_swanlab_minor() -> None:
+    """A SwanLab client minor on the index that the fast lane does not run fails here, so the
+    tested list (tools/venvs.py SWANLAB_MINORS) and the dependency range follow it."""
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+    import venvs
+
+    try:
+        on_index = ra.index_versions("swanlab")
+    except ra.ReleaseError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    tested = set(venvs.SWANLAB_MINORS)
+    minors = {f"{v.major}.{v.minor}" for v in on_index
+              if not (v.is_prerelease or v.is_devrelease) and v >= Version("0.8")}
+    untested = sorted(minors - tested, key=Version)
+    assert not untested, (
+        f"swanlab {', '.join(untested)} is on the package index but not in the tested clients "
+        f"(tools/venvs.py SWANLAB_MINORS): add its newest patch there and widen the range in "
+        f"pyproject.toml")
+    newest = {m: max(v for v in on_index if f"{v.major}.{v.minor}" == m
+                     and not (v.is_prerelease or v.is_devrelease)) for m in tested}
+    stale = {m: str(newest[m]) for m, pin in venvs.SWANLAB_MINORS.items()
+             if pin != f"swanlab=={newest[m]}"}
+    assert not stale, f"the fast lane does not run the newest patch of these minors: {stale}"
+

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.fake import FAKE_AXOLOTL, fake_env, run_interpreter, run_python
+from tests.support.fake import copy_fake_axolotl, FAKE_AXOLOTL, fake_env, run_interpreter, run_python
 
 MARK = "@@RESULT "
 WARNING = "[swanlab-autopatch] WARNING:"
@@ -411,7 +411,7 @@ def test_layout_by_version(tmp_path, version, layout):
     assert warnings == []
 
 
-@pytest.mark.parametrize("version", ["0.7.0", "0.22.0"])
+@pytest.mark.parametrize("version", ["0.7.0", "0.6.0"])
 def test_unsupported_version_patches_nothing_with_one_warning(tmp_path, version):
     (result,), warnings = run_case(tmp_path, """
         a = swanlab_autopatch.patch()
@@ -427,7 +427,7 @@ def test_unsupported_version_patches_nothing_with_one_warning(tmp_path, version)
 
 @pytest.mark.parametrize("version,force,layout", [
     ("0.7.0", "1", OLD_LAYOUT),  # below the range: the oldest layout
-    ("0.22.0", "True", NEW_LAYOUT),  # above: the newest
+    ("0.5.2", "yes", OLD_LAYOUT),
 ])
 def test_unsupported_version_with_force_patches(tmp_path, version, layout, force):
     (result,), warnings = run_case(tmp_path, """
@@ -586,3 +586,62 @@ def test_wrapped_functions_pickle_by_reference(tmp_path):
     assert result["other"] == "['function', 'function']", result["err"]
     assert result["method"] is True
     assert warnings == []
+
+
+# -- an Axolotl newer than every tested release -------------------------------------------------
+
+NEWER = "0.22.0"
+
+
+def _newer_case(tmp_path, root=None):
+    code = PRELUDE + textwrap.dedent("""
+        returned = swanlab_autopatch.patch()
+        from swanlab_autopatch.shim import patcher
+        import_all()
+        status = patcher.status()
+        report(returned=returned, missing=status["missing"], wrapped=status["wrapped"])
+    """)
+    proc = run_python(code, fake_env(tmp_path, NEWER, axolotl_root=root), cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    (result,) = [json.loads(x[len(MARK):]) for x in proc.stdout.splitlines() if x.startswith(MARK)]
+    ours = [x for x in proc.stderr.splitlines() if "[swanlab-autopatch]" in x]
+    return result, ours
+
+
+def test_newer_axolotl_is_patched_with_the_newest_layout_and_says_so(tmp_path):
+    result, lines = _newer_case(tmp_path)
+    assert result["returned"] is True
+    assert result["wrapped"] == NEW_LAYOUT
+    assert len(lines) == 1 and "INFO" in lines[0], lines
+    assert f"Axolotl {NEWER} is newer than the releases" in lines[0]
+    assert "0.21.0" in lines[0] and "checks each target" in lines[0]
+
+
+def test_newer_axolotl_with_a_missing_target_patches_the_rest(tmp_path):
+    root = copy_fake_axolotl(tmp_path / "fake")
+    template = root / "axolotl" / "core" / "_builder_template.py"
+    template.write_text(template.read_text().replace(
+        "def get_post_trainer_create_callbacks(", "def get_post_trainer_create_callbacks_v2("))
+    result, lines = _newer_case(tmp_path, root)
+    assert result["wrapped"] == sorted(set(NEW_LAYOUT) - {NEW_POST})
+    warnings = [x for x in lines if "WARNING" in x]
+    assert len(warnings) == 1, lines
+    assert "get_post_trainer_create_callbacks was not found" in warnings[0]
+    assert "consequence: duplicate SwanLab callbacks" in warnings[0]
+
+
+def test_newer_axolotl_with_a_changed_signature_leaves_that_target_alone(tmp_path):
+    root = copy_fake_axolotl(tmp_path / "fake")
+    utils = root / "axolotl" / "utils" / "config" / "__init__.py"
+    text = utils.read_text()
+    assert "def normalize_config(cfg):\n" in text
+    utils.write_text(text.replace("def normalize_config(cfg):\n",
+                                  "def normalize_config(config):\n    cfg = config\n"))
+    result, lines = _newer_case(tmp_path, root)
+    assert result["wrapped"] == sorted(set(NEW_LAYOUT) - {NORMALIZE})
+    assert NORMALIZE in result["missing"]
+    warnings = [x for x in lines if "WARNING" in x]
+    assert len(warnings) == 1 and "normalize_config changed" in warnings[0], warnings
+    assert "start with config, not cfg" in warnings[0]
+    assert "it is left alone, consequence:" in warnings[0]
+

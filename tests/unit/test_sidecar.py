@@ -194,7 +194,8 @@ def test_sidecar_dying_before_its_run_started_replays_in_process(tmp_path):
     assert len(warnings) == 1 and "before its run started" in warnings[0], out["proc"].stderr
     run = settled_run(out["log_dir"])
     assert run.state == "finished"
-    assert run.series("train/loss") == losses(range(1, 21))  # nothing lost: replayed
+    assert run.series("train/loss") == losses(range(1, 21)), (
+        run.path, run.records, run.problems, sorted(run.scalars), out["proc"].stderr)
 
 
 def test_sidecar_dying_mid_run_costs_tracking_not_training(tmp_path):
