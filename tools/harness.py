@@ -26,7 +26,8 @@ import venvs  # noqa: E402  (tools/ holds scripts, not a package)
 # Axolotl release -> environment name in tools/venvs.py
 AXOLOTL_ENVS = {"0.19.0": "axolotl-0.19.0", "0.21.0": "axolotl-0.21.0",
                 "0.12.2": "axolotl-0.12.2", "0.9.2": "axolotl-0.9.2",
-                "0.19.0-ray": "axolotl-0.19.0-ray"}
+                "0.19.0-ray": "axolotl-0.19.0-ray",
+                "0.19.0-swanlab0.8.0": "axolotl-0.19.0-swanlab0.8.0"}
 DEFAULT_AXOLOTL = "0.19.0"
 
 # Quiet, offline, and never hanging at exit: Axolotl's telemetry can block the process after

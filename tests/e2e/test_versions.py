@@ -46,3 +46,35 @@ def test_old_rl_trainer_report_to_all_gives_one_run(trainer_for):
     assert run.series("train/loss") == harness.trainer_losses(result.run_dir)
     removed = [l for l in messages(result) if "Removed" in l and "SwanLabCallback" in l]
     assert len(removed) == 1, messages(result)
+
+
+def test_oldest_supported_swanlab_client(trainer_for, tmp_path):
+    """SwanLab 0.8.0 (the first client of the sdk/ rewrite) next to Axolotl 0.19.0: a local
+    run, and a cloud run against the SwanLab stand-in."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(harness.REPO) / "tools"))
+    from swanlab_server import StandIn
+
+    trainer = trainer_for("0.19.0-swanlab0.8.0")
+    local = trainer.run(name="local", swanlab_project="old-client", swanlab_mode="local")
+    assert local.returncode == 0, local.describe()
+    run = only_run(local.log_dir)
+    assert run.state == "finished"
+    assert run.series("train/loss") == harness.trainer_losses(local.run_dir)
+    assert run.config["versions"]["swanlab"] == "0.8.0"
+    key = "old-client-key-0001"
+    with StandIn(tmp_path / "store", api_keys=[key]) as server:
+        cloud = trainer.run(name="cloud", env={"SWANLAB_API_KEY": key},
+                            swanlab_project="old-client", swanlab_mode="cloud",
+                            swanlab_api_host=server.url, swanlab_web_host=server.url)
+        assert cloud.returncode == 0, cloud.describe()
+        assert not any("could not start" in l for l in messages(cloud)), messages(cloud)
+        (experiment,) = server.dump()["experiments"]
+    assert experiment["project"] == "old-client"
+    assert experiment["state"] == "FINISHED", experiment["state"]
+    expected = harness.trainer_losses(cloud.run_dir)
+    assert [tuple(p) for p in experiment["metrics"]["train/loss"]] == \
+        [(s, float(v)) for s, v in expected]
+
