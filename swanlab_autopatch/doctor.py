@@ -33,6 +33,8 @@ class DoctorReport:
     armed: bool = False
     versions: dict[str, Optional[str]] = field(default_factory=dict)
     supported_range: str = ""
+    axolotl_support: str = ""  # tested / newer than tested (expected to work) / not supported
+    swanlab_support: str = ""
     targets: list[TargetCheck] = field(default_factory=list)
     api_key_source: Optional[str] = None  # where a key was found; never the key
     mode: Optional[str] = None
@@ -87,6 +89,13 @@ def check_target(target) -> TargetCheck:
             return TargetCheck(target.dotted, need, "missing",
                                f"{part} not defined in {spec.origin}")
         scope = list(getattr(match, "body", []))
+    params = getattr(target, "params", ())
+    if params and isinstance(match, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        names = [a.arg for a in match.args.posonlyargs + match.args.args]
+        if names[:len(params)] != list(params):
+            return TargetCheck(target.dotted, need, "changed",
+                               f"parameters start with {', '.join(names) or 'nothing'}, "
+                               f"not {', '.join(params)}")
     return TargetCheck(target.dotted, need, "found", spec.origin)
 
 
@@ -113,8 +122,15 @@ def _axolotl_part(report: DoctorReport) -> None:
     if not axolotl:
         report.problems.append("Axolotl is not installed")
         return
+    tested = f"{targets.AXOLOTL_RELEASES[0]} to {targets.AXOLOTL_RELEASES[-1]}"
     if not version_in(axolotl, targets.SUPPORTED_AXOLOTL):
+        report.axolotl_support = "not supported: nothing is patched"
         report.problems.append(f"Axolotl {axolotl} is outside the supported range")
+    elif targets.tested(axolotl):
+        report.axolotl_support = f"supported and tested (releases {tested})"
+    else:
+        report.axolotl_support = (f"newer than the tested releases ({tested}): expected to work, "
+                                  "each target is checked as it loads")
     for target in targets.targets_for(axolotl):
         check = check_target(target)
         report.targets.append(check)
@@ -129,6 +145,7 @@ def _swanlab_part(report: DoctorReport) -> None:
     from swanlab_autopatch.versions import module_available
 
     report.dashboard = module_available("swanboard")
+    report.swanlab_support = swanlab_support(report.versions.get("swanlab"))
     try:
         result = parse({"use_swanlab": True, "swanlab_project": "doctor-check"})
     except SwanLabConfigError as exc:
@@ -146,6 +163,19 @@ def _swanlab_part(report: DoctorReport) -> None:
         else "offline (cloud without a key)"
     report.api_host = credentials.normalize_host(settings.swanlab_api_host) or \
         credentials.DEFAULT_API_HOST
+
+
+def swanlab_support(version: Optional[str]) -> str:
+    from swanlab_autopatch.versions import release
+
+    if not version:
+        return ""
+    have = release(version)[:2]
+    if have < (0, 8):
+        return "not supported (0.8.0 and later): upgrade swanlab"
+    if have > (0, 10):
+        return "newer than the tested clients (0.8 to 0.10): expected to work"
+    return "supported and tested (0.8, 0.9, 0.10)"
 
 
 def examine() -> DoctorReport:
@@ -175,7 +205,9 @@ def render(report: DoctorReport) -> str:
     else:
         lines.append(f"  switch: enabled; armed in this interpreter: {report.armed}")
     lines += ["", "Versions"]
+    notes = {"axolotl": report.axolotl_support, "swanlab": report.swanlab_support}
     lines += [f"  {name:18} {version or 'not installed'}"
+              + (f"  ({notes[name]})" if notes.get(name) and version else "")
               for name, version in report.versions.items()]
     lines += ["", f"Axolotl patch targets (supported releases: {report.supported_range})"]
     if not report.versions.get("axolotl"):

@@ -102,3 +102,27 @@ def test_render_is_what_the_report_says():
     assert text.endswith("Everything needed is in place.")
     report.problems.append("something")
     assert doctor.render(report).endswith("Problems:\n  - something")
+
+
+def test_newer_axolotl_is_expected_to_work_and_checked(tmp_path):
+    report = examine(tmp_path, "0.22.0", drop=None)
+    assert report["axolotl_support"].startswith("newer than the tested releases")
+    assert all(t["state"] == "found" for t in report["targets"]), report["targets"]
+    assert report["swanlab_support"] == "supported and tested (0.8, 0.9, 0.10)"
+    text = doctor.render(doctor.DoctorReport(
+        version="1", python="3", executable="x", versions={"axolotl": "0.22.0"},
+        axolotl_support=report["axolotl_support"]))
+    assert "axolotl            0.22.0  (newer than the tested releases" in text
+
+
+def test_a_changed_signature_is_reported(tmp_path):
+    root = static_axolotl(tmp_path / "src")
+    config = root / "axolotl" / "utils" / "config" / "__init__.py"
+    config.write_text(config.read_text().replace("def validate_config(cfg)",
+                                                 "def validate_config(config)"))
+    proc = run_python(EXAMINE, fake_env(tmp_path, "0.22.0", axolotl_root=root), cwd=tmp_path)
+    report = json.loads(proc.stdout.splitlines()[-1])
+    (changed,) = [t for t in report["targets"] if t["state"] == "changed"]
+    assert changed["dotted"] == "axolotl.utils.config.validate_config"
+    assert "parameters start with config, not cfg" in changed["detail"]
+    assert any("validate_config is changed" in p for p in report["problems"])
