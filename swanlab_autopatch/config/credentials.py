@@ -49,8 +49,31 @@ def find_api_key(settings: SwanLabSettings, env: Mapping[str, str] | None = None
     """The API key SwanLab would use and where it comes from, without any network call
     (see _find_api_key); whatever is found is registered for masking."""
     key, source = _find_api_key(settings, env)
-    register_secret(key)
+    register_secret(key, *_saved_keys(os.environ if env is None else env))
     return key, source
+
+
+def register_known_secrets(settings: SwanLabSettings,
+                           env: Mapping[str, str] | None = None) -> None:
+    """Tell the one mask (redact.mask) every secret this job knows: the config's and every
+    saved login's, whether or not they end up used."""
+    from swanlab_autopatch.config.settings import SECRET_KEYS
+
+    register_secret(*(settings.secret(k) for k in SECRET_KEYS),
+                    *_saved_keys(os.environ if env is None else env))
+
+
+def _saved_keys(env: Mapping[str, str]) -> list[str]:
+    """Every key a saved login holds, used or not: masked wherever it would turn up."""
+    keys = []
+    for path in _netrc_files(env):
+        try:
+            if path.is_file():
+                keys += [password for _l, _a, password in netrc.netrc(str(path)).hosts.values()
+                         if password]
+        except (OSError, netrc.NetrcParseError):
+            continue
+    return keys
 
 
 def _find_api_key(settings: SwanLabSettings, env: Mapping[str, str] | None = None

@@ -104,7 +104,7 @@ def before_validate(cfg: MutableMapping[str, Any]) -> Record:
     if not given_keys(cfg):
         return Record(result=None, dropped_plugin=dropped)
     result = parse(cfg)
-    register_secret(*(result.settings.secret(k) for k in SECRET_KEYS))
+    credentials.register_known_secrets(result.settings)
     if result.settings.tracking and not module_available("swanlab"):
         raise SwanLabConfigError(
             "swanlab", "SwanLab is not installed, but the config asks for SwanLab tracking. "

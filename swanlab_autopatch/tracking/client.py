@@ -473,6 +473,7 @@ def finish(state: str = "success", error: Optional[str] = None) -> None:
         else:  # local files only: no network to wait for, and main-thread signal handling
             run.finish(state=state, error=error)
     except Exception as exc:
+        compat.forget_atexit(run)  # not once more at exit, with SwanLab's own unmasked report
         log.warning(f"SwanLab could not finish the run cleanly ({type(exc).__name__}: {exc}); "
                     f"its data is in {run_dir()}.")
 
@@ -504,10 +505,7 @@ def _finish_bounded(run: Any, state: str, error: Optional[str]) -> None:
         if original is not None:
             signal.signal(signal.SIGINT, original)
     if not completed:
-        try:
-            atexit.unregister(run._handle_atexit)
-        except Exception:
-            pass
+        compat.forget_atexit(run)
         log.warning(f"SwanLab did not finish uploading within {budget:.0f} s; training is done "
                     f"and the local copy is complete in {run.dir}. Upload the rest with: "
                     f"{sync_command(run)}")

@@ -68,6 +68,17 @@ def sync_command(folder: str, run_id: Optional[str], host: Optional[str],
     return prefix + " ".join(shlex.quote(p) for p in parts)
 
 
+def forget_atexit(run: Any) -> None:
+    """SwanLab registers ``Run._handle_atexit`` (0.8.0 on) to finish the run at exit; after our
+    own finish (done, failed or given up), it must not run again and print its own errors."""
+    try:
+        import atexit
+
+        atexit.unregister(run._handle_atexit)
+    except Exception:
+        pass
+
+
 def login_kwargs() -> dict[str, Any]:
     """0.8.0 to 0.9.5 keep the online client after `finish()`, so a second job's login would
     do nothing without ``relogin`` (accepted by every version)."""

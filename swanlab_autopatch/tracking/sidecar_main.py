@@ -108,12 +108,10 @@ class Sidecar:
             run.dispatch(client, message)
 
     def start(self, request: Any, training: dict) -> None:
-        from swanlab_autopatch.redact import register_secret
+        from swanlab_autopatch.config import credentials
         from swanlab_autopatch.tracking import client, compat
 
-        settings = request.settings
-        register_secret(*(settings.secret(k) for k in
-                          ("swanlab_api_key", "swanlab_lark_secret", "swanlab_lark_webhook_url")))
+        credentials.register_known_secrets(request.settings)
         compat.attribute_to_process(self.training_pid)
         if training.get("argv"):
             sys.argv = list(training["argv"])
@@ -218,4 +216,11 @@ if __name__ == "__main__":
     except Exception as exc:  # never a traceback on the user's terminal from here
         _warn(f"sidecar failed: {exc!r}")
         code = 1
-    sys.exit(code)
+    # The run is finished (or given up on): nothing is left for exit handlers, whose only one,
+    # SwanLab's, would finish it again and print its own (unmasked) errors.
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)

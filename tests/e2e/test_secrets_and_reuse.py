@@ -27,7 +27,8 @@ def every_byte_without(canary: str, result, extra_folders=()) -> list[str]:
         found.append("stderr")
     for folder in (result.run_dir, *extra_folders):
         for path in Path(folder).rglob("*"):
-            if path.is_file() and path.name != "cfg.yaml" and canary.encode() in path.read_bytes():
+            if path.is_file() and path.name not in ("cfg.yaml", ".netrc") and \
+                    canary.encode() in path.read_bytes():  # the user's own files
                 found.append(str(path))
     return found
 
@@ -138,3 +139,29 @@ def test_a_run_started_by_user_code_is_reused_and_user_logs_land_in_it(trainer, 
     assert [s for s, _ in run.series("custom/user_metric")] == list(range(1, 11))
     assert run.series("custom/after")
     assert any("already active in this process" in l for l in messages(result))
+
+
+@pytest.mark.parametrize("fail", ["init", "run"])
+def test_errors_quoting_secrets_never_leak(trainer, fail):
+    """SwanLab's init (or its log and finish) and a Trainer event raise errors that quote every
+    kind of secret: none of their bytes reaches stdout, stderr, the run or the output folder."""
+    yaml_key, env_secret, saved_key = "yaml-CANARY-11aa22", "env-CANARY-33bb44", "netrc-CANARY-55cc"
+    hook = "https://open.feishu.cn/open-apis/bot/v2/hook/hook-CANARY-66dd"
+    lark_secret, host_password = "lark-CANARY-77ee88", "hostpw-CANARY-99ff"
+    secrets = [yaml_key, env_secret, saved_key, hook, lark_secret,
+               f"https://user:{host_password}@swan.example.invalid"]
+    root = trainer.root / f"secrets-{fail}"
+    (root / ".swanlab-root").mkdir(parents=True, exist_ok=True)
+    (root / ".swanlab-root" / ".netrc").write_text(
+        f"machine https://api.swanlab.cn\n\tlogin https://swanlab.cn\n\tpassword {saved_key}\n")
+    result = trainer.run(
+        name=f"secrets-{fail}", swanlab_project="secret-errors", swanlab_mode="offline",
+        swanlab_api_key=yaml_key, swanlab_lark_webhook_url=hook, swanlab_lark_secret=lark_secret,
+        env={"PYTHONPATH": str(INJECTIONS / "secret_errors"), "INJECT_FAIL": fail,
+             "INJECT_SECRETS": json.dumps(secrets), "HF_TOKEN": env_secret})
+    assert result.returncode == 0, result.describe()
+    lines = messages(result)
+    assert any("leaking ***" in line for line in lines), lines  # the errors were reported
+    for secret in (yaml_key, env_secret, saved_key, "hook-CANARY-66dd", lark_secret,
+                   host_password):
+        assert every_byte_without(secret, result) == [], secret
