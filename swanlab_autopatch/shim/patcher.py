@@ -170,24 +170,15 @@ def _apply(target: targets.Target, module: ModuleType) -> None:
     try:
         _parent, _name, original = wrapt.resolve_path(module, target.attr)
     except Exception as exc:
-        _missing[key] = f"{type(exc).__name__}: {exc}"
-        consequence = ("SwanLab tracking is off for this run" if target.required
-                       else f"consequence: {target.purpose}")
-        log.warning(f"Axolotl {_version}: patch target {target.dotted} was not found "
-                    f"({type(exc).__name__}); {consequence}. Training itself is unaffected.",
-                    once=f"missing-{target.dotted}")
+        _skip(target, f"{type(exc).__name__}: {exc}",
+              f"was not found ({type(exc).__name__});", "missing")
         return
     if _ours(original, wrapper_fn) is not None:  # never double-wrap
         return
     if not targets.tested(_version):
         changed = _signature_problem(original, target.params)
         if changed:
-            _missing[key] = changed
-            consequence = ("SwanLab tracking is off for this run" if target.required
-                           else f"consequence: {target.purpose}")
-            log.warning(f"Axolotl {_version}: patch target {target.dotted} changed ({changed}); "
-                        f"it is left alone, {consequence}. Training itself is unaffected.",
-                        once=f"changed-{target.dotted}")
+            _skip(target, changed, f"changed ({changed}); it is left alone,", "changed")
             return
     from swanlab_autopatch.shim import picklable
 
@@ -195,6 +186,15 @@ def _apply(target: targets.Target, module: ModuleType) -> None:
     _applied[key] = Applied(target, module, handle, original)
     _missing.pop(key, None)
     log.debug(f"wrapped {target.dotted}")
+
+
+def _skip(target: targets.Target, reason: str, what: str, kind: str) -> None:
+    """One warning for a target this Axolotl does not have as the table says."""
+    _missing[(target.module, target.attr)] = reason
+    consequence = ("SwanLab tracking is off for this run" if target.required
+                   else f"consequence: {target.purpose}")
+    log.warning(f"Axolotl {_version}: patch target {target.dotted} {what} {consequence}. "
+                "Training itself is unaffected.", once=f"{kind}-{target.dotted}")
 
 
 def _signature_problem(func: Any, leading: tuple) -> Optional[str]:
