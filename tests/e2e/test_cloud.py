@@ -240,7 +240,8 @@ def test_private_deployment_with_the_key_in_the_yaml(trainer, tmp_path):
     and the key nowhere but in the user's own YAML."""
     with standin(tmp_path) as server:
         result = trainer.run(env={"SWANLAB_API_KEY": WRONG}, swanlab_api_key=KEY,
-                             **EXAMPLE_4, **hosts(server))
+                             swanlab_log_model="end", swanlab_tags=["private", "example-4"],
+                             swanlab_group="deploy", **EXAMPLE_4, **hosts(server))
         assert result.returncode == 0, result.describe()
         assert not [l for l in messages(result) if "WARNING" in l], messages(result)
         dump = server.dump()
@@ -259,6 +260,13 @@ def test_private_deployment_with_the_key_in_the_yaml(trainer, tmp_path):
         text = yaml_text(exp, run)
         assert '"swanlab_project": "internal-project"' in text
         assert '"swanlab_api_key": ***' in text  # masked, the line kept
+        # Tags and group, and the final model files stored with the run (uploaded).
+        assert exp["tags"] == ["private", "example-4"] and exp["group"] == "deploy", exp
+        uploaded = {f["name"]: f for f in exp["files"]}
+        assert {"model.safetensors", "config.json"} <= set(uploaded), sorted(uploaded)
+        model = result.run_dir / "out" / "model.safetensors"
+        assert uploaded["model.safetensors"]["state"] == "UPLOADED"
+        assert uploaded["model.safetensors"]["size"] == model.stat().st_size
         assert logins(server) == [("key#1", 200)]  # the YAML's key, once; never the other one
         assert unexpected_routes(server) == []
         assert secret_places(result, server) == []

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from e2e_support import harness, messages, only_run, settled_run
-from test_faults import INJECTIONS, closed_port
+from test_faults import INJECTIONS
 
 RAY = "0.19.0-ray"
 CPU = {"PYTHONPATH": str(INJECTIONS / "ray_cpu"), "RAY_DEDUP_LOGS": "0"}
@@ -69,18 +69,24 @@ def test_two_workers_one_run_and_the_driver_says_so_once(ray_trainer):
 
 
 def test_yaml_key_reaches_the_worker_and_nothing_ray_writes(ray_trainer, tmp_path):
-    """The key is only in the YAML. The rank-0 worker has it (the warning names the refused
-    connection, not a missing key), and no file Ray writes holds it."""
-    port = closed_port()
+    """The key is only in the YAML. The rank-0 worker logs in with it: the SwanLab server
+    stand-in holds the job's one experiment with every step; and no file Ray writes holds it."""
+    from swanlab_server import StandIn  # tools/ is on sys.path (e2e_support)
+
     before = set(ray_files())
-    result = train(ray_trainer, launcher="axolotl",
-                   env={**CPU, "SWANLAB_AUTOPATCH_CONNECT_TIMEOUT": "5"},
-                   swanlab_project="ray-cloud", swanlab_mode="cloud", swanlab_api_key=CANARY,
-                   swanlab_api_host=f"http://127.0.0.1:{port}", **ray_config())
-    assert result.returncode == 0, result.describe()
-    fallback = [line for line in messages(result) if "cloud mode could not start" in line]
-    assert len(fallback) == 1, messages(result)
-    assert "no API key" not in fallback[0] and "cannot reach" in fallback[0], fallback
+    with StandIn(tmp_path / "store", api_keys=[CANARY]) as server:
+        result = train(ray_trainer, launcher="axolotl", env=CPU, swanlab_project="ray-cloud",
+                       swanlab_mode="cloud", swanlab_api_key=CANARY,
+                       swanlab_api_host=server.url, swanlab_web_host=server.url,
+                       **ray_config())
+        assert result.returncode == 0, result.describe()
+        assert not any("could not start" in line for line in messages(result)), \
+            messages(result)
+        (experiment,) = server.dump()["experiments"]
+    assert experiment["project"] == "ray-cloud" and experiment["state"] == "FINISHED"
+    losses = harness.trainer_losses(result.run_dir)
+    assert [tuple(p) for p in experiment["metrics"]["train/loss"]] == \
+        [(s, float(v)) for s, v in losses]
     assert CANARY not in result.output
     new = [p for p in ray_files() if p not in before]
     assert new, "Ray wrote no session files: the test would prove nothing"
