@@ -36,8 +36,8 @@ import stats  # noqa: E402
 
 MEASUREMENTS = ["startup", "activation", "config_path", "per_call", "end_to_end", "scale",
                 "cloud", "step_cost"]
-SMOKE_GROUPS = [["end_to_end", "cloud"], ["startup", "activation", "config_path"], ["per_call", "scale"],
-                ["step_cost"]]
+SMOKE_GROUPS = [["end_to_end", "cloud"], ["startup", "activation", "config_path"],
+                ["per_call", "scale"], ["step_cost"]]
 AXOLOTL = "0.19.0"
 
 

@@ -6,8 +6,10 @@ Kinds: PICKLED (a pickled tuple such as ``("log", metrics, step)``), STDOUT and 
 
 The writer never blocks the training: the pipe is non-blocking, whatever the kernel does not
 take at once waits in a bounded backlog and goes out with the next frame; past the bound the
-oldest console and metric frames are dropped (``dropped`` counts them). ``drain`` (at the end of
-the run) is the only call that waits, and only up to a deadline.
+oldest console and metric frames are dropped (``dropped`` counts them). Every frame is written
+when it is sent, so what a killed training had logged is in the kernel's pipe buffer for the
+sidecar to read; the sidecar reads in ticks (sidecar_main.py), so a write rarely wakes it.
+``drain`` (at the end of the run) is the only call that waits, and only up to a deadline.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ PICKLED, STDOUT, STDERR = 0, 1, 2
 _HEADER = struct.Struct("<IB")
 HEADER_SIZE = _HEADER.size
 MAX_BACKLOG_BYTES = 64 * 1024 * 1024
+_BATCH_BYTES = 60 * 1024  # a backlog goes out in writes of at most this much
+PIPE_BYTES = 1 << 20  # asked of the kernel for the pipe (Linux F_SETPIPE_SZ; default 64 KiB)
 KEEP = frozenset({"start", "finish", "config", "texts", "save"})  # never dropped
 
 
@@ -40,6 +44,12 @@ class Writer:
     def __init__(self, fd: int, max_backlog: int = MAX_BACKLOG_BYTES) -> None:
         self.fd = fd
         os.set_blocking(fd, False)
+        try:  # room for a few seconds of logs while the sidecar sleeps between reads
+            import fcntl
+
+            fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+        except Exception:
+            pass
         self._backlog: collections.deque[list] = collections.deque()  # [frame, offset, keep]
         self._backlog_bytes = 0
         self._max_backlog = max_backlog
@@ -85,10 +95,26 @@ class Writer:
         self._backlog = kept
 
     def flush(self) -> bool:
-        """Write what the pipe takes now. True when the backlog is empty."""
+        """Write what the pipe takes now, whole frames joined into few writes. True when the
+        backlog is empty."""
         while self._backlog and not self.broken:
-            item = self._backlog[0]
-            frame, offset, _keep = item
+            head = self._backlog[0]
+            if head[1] == 0 and len(self._backlog) > 1:  # join whole frames into one write
+                batch, count, size = [], 0, 0
+                for frame, _offset, _keep in self._backlog:
+                    if size and size + len(frame) > _BATCH_BYTES:
+                        break
+                    batch.append(frame)
+                    size += len(frame)
+                    count += 1
+                if count > 1:
+                    joined = b"".join(batch)
+                    keep = any(item[2] for item in list(self._backlog)[:count])
+                    for _ in range(count):
+                        self._backlog.popleft()
+                    self._backlog.appendleft([joined, 0, keep])
+                    head = self._backlog[0]
+            frame, offset, _keep = head
             try:
                 written = os.write(self.fd, memoryview(frame)[offset:])
             except BlockingIOError:
@@ -98,7 +124,7 @@ class Writer:
                 return False
             self._backlog_bytes -= written
             if offset + written < len(frame):
-                item[1] = offset + written
+                head[1] = offset + written
                 return False
             self._backlog.popleft()
         return not self._backlog
@@ -132,9 +158,11 @@ class Reader:
         self.fd = fd
         self._buffer = bytearray()
 
-    def frames(self, chunk: int = 1 << 16) -> Iterator[tuple[int, Any]]:
+    def frames(self, chunk: int = 1 << 20, tick: float = 0.05) -> Iterator[tuple[int, Any]]:
         """(kind, payload) pairs: the unpickled tuple for PICKLED, text for console frames.
-        A frame that cannot be decoded is skipped (kind -1, the error)."""
+        A frame that cannot be decoded is skipped (kind -1, the error). After a read that
+        emptied the pipe, wait ``tick`` seconds before the next: writes then land in the
+        pipe without waking this process every time (a training logs every step)."""
         while True:
             try:
                 data = os.read(self.fd, chunk)
@@ -144,6 +172,8 @@ class Reader:
                 return
             self._buffer += data
             yield from self._complete()
+            if len(data) < chunk and tick:
+                time.sleep(tick)
 
     def _complete(self) -> Iterator[tuple[int, Any]]:
         view = self._buffer

@@ -77,6 +77,7 @@ class Sidecar:
         self.terminated: Optional[int] = None  # the signal this process got, if any
         self.stdout = Recorder(sys.stdout)
         self.stderr = Recorder(sys.stderr)
+        self._partial = {1: "", 2: ""}  # per stream: text after the last newline
 
     def status(self, line: str) -> None:
         try:
@@ -102,6 +103,7 @@ class Sidecar:
         if kind == "start":
             self.start(message[1], message[2])
         elif kind == "finish":
+            self.flush_console()
             self.finished = True
             run.dispatch(client, message)
         elif self.started:
@@ -125,8 +127,25 @@ class Sidecar:
         self.status("ready " + json.dumps(info))
 
     def console(self, kind: int, text: str) -> None:
-        if self.started and not self.finished:
-            (self.stdout if kind == 1 else self.stderr).feed(text)
+        """Feed SwanLab's capture whole lines. A progress bar redraws its line with \r many
+        times a second; SwanLab records only the line as it stands when it ends, so the
+        redraws before the last one are dropped here instead of run through its terminal
+        emulator (unless the text moves the cursor with escape codes)."""
+        if not self.started or self.finished:
+            return
+        pending = self._partial[kind] + text
+        head, newline, tail = pending.rpartition("\n")
+        if "\r" in tail and "\x1b[" not in tail:
+            tail = tail[tail.rfind("\r"):]
+        self._partial[kind] = tail
+        if newline:
+            (self.stdout if kind == 1 else self.stderr).feed(head + newline)
+
+    def flush_console(self) -> None:
+        for kind, rest in self._partial.items():
+            if rest and self.started:
+                (self.stdout if kind == 1 else self.stderr).feed(rest)
+            self._partial[kind] = ""
 
     # -- the end ----------------------------------------------------------------------------
 
@@ -136,6 +155,7 @@ class Sidecar:
 
         if not self.started or self.finished:
             return
+        self.flush_console()
         pid = self.training_pid
         how = exit_of(pid)  # read at once: the process may still be there, exiting
         stop = self.terminated or (how if how in _STOPPING else None)

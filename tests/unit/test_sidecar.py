@@ -207,3 +207,21 @@ def test_sidecar_dying_mid_run_costs_tracking_not_training(tmp_path):
     # One run: no second one started for the rest of the training. (What SwanLab had not yet
     # written when its process was killed is lost with it.)
     assert len(find_runs(out["log_dir"])) == 1
+
+
+def test_progress_bar_redraws_are_dropped_before_swanlabs_emulator():
+    from swanlab_autopatch.tracking import sidecar_main
+
+    car = sidecar_main.Sidecar(status_fd=-1, training_pid=1)
+    fed = {1: [], 2: []}
+    car.stdout = type("R", (), {"feed": lambda self, t: fed[1].append(t)})()
+    car.stderr = type("R", (), {"feed": lambda self, t: fed[2].append(t)})()
+    car.started = True
+    for i in range(100):
+        car.console(2, f"\r{i:3d}%|bar|")
+    car.console(2, "\rdone|bar|\nnext line\n")
+    car.console(1, "partial ")
+    car.console(1, "\x1b[Acursor\rup")  # escape codes: left to SwanLab's emulator as they are
+    assert fed[2] == ["\rdone|bar|\nnext line\n"]
+    car.flush_console()
+    assert fed[1] == ["partial \x1b[Acursor\rup"]
