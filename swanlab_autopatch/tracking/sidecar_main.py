@@ -133,13 +133,11 @@ class Sidecar:
         emulator (unless the text moves the cursor with escape codes)."""
         if not self.started or self.finished:
             return
-        pending = self._partial[kind] + text
-        head, newline, tail = pending.rpartition("\n")
-        if "\r" in tail and "\x1b[" not in tail:
-            tail = tail[tail.rfind("\r"):]
-        self._partial[kind] = tail
-        if newline:
-            (self.stdout if kind == 1 else self.stderr).feed(head + newline)
+        lines = (self._partial[kind] + text).split("\n")
+        lines = [_last_redraw(line) for line in lines]
+        self._partial[kind] = lines.pop()
+        if lines:
+            (self.stdout if kind == 1 else self.stderr).feed("\n".join(lines) + "\n")
 
     def flush_console(self) -> None:
         for kind, rest in self._partial.items():
@@ -169,6 +167,13 @@ class Sidecar:
                  else "it was killed (SIGKILL, out of memory, a scheduler) or crashed hard")
         client.finish("crashed", f"The training process (pid {pid}) ended without finishing the "
                                  f"run: {cause}. Everything it logged until then is kept.")
+
+
+def _last_redraw(line: str) -> str:
+    """A line redrawn with carriage returns, as it stands after the last one."""
+    if "\r" in line and "\x1b[" not in line:
+        return line[line.rfind("\r"):]
+    return line
 
 
 _STOPPING = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
