@@ -4,64 +4,18 @@ Imported only from the trainer-builder wrapper, when transformers is already loa
 """
 from __future__ import annotations
 
-import functools
 import weakref
-from typing import Any, Mapping, MutableMapping, Optional
+from typing import Any, MutableMapping, Optional
 
 from transformers import TrainerCallback
 
 from swanlab_autopatch import log
 from swanlab_autopatch.tracking import model_files, naming, run, run_config
 from swanlab_autopatch.tracking.completions import CompletionTable
+from swanlab_autopatch.tracking.metric_names import (SINGLE_VALUES, metric_name,  # noqa: F401
+                                                     to_metrics)
 from swanlab_autopatch.config.settings import SwanLabSettings
 from swanlab_autopatch.tracking.request import StartRequest
-
-# Summary values the Trainer logs once at the end; transformers' tracker callbacks file
-# them under single_value/ instead of drawing a one-point chart.
-SINGLE_VALUES = frozenset({"train_runtime", "train_samples_per_second", "train_steps_per_second",
-                           "train_loss", "total_flos"})
-
-
-def _number(value: Any) -> Optional[float]:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return value
-    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:  # numpy / torch scalars
-        try:
-            item = value.item()
-        except Exception:
-            return None
-        return item if isinstance(item, (int, float)) and not isinstance(item, bool) else None
-    return None
-
-
-@functools.lru_cache(maxsize=4096)  # the same few keys come back every step
-def metric_name(key: str) -> str:
-    """The name transformers' tracker integrations give a Trainer log key."""
-    if key in SINGLE_VALUES:
-        return f"single_value/{key}"
-    if key.startswith("eval_"):
-        return "eval/" + key[len("eval_"):]
-    if key.startswith("test_"):
-        return "test/" + key[len("test_"):]
-    return "train/" + key
-
-
-def to_metrics(logs: Mapping[str, Any]) -> dict[str, float]:
-    """Numeric log values under their tracker names; anything else is skipped."""
-    out = {}
-    for key, value in (logs or {}).items():
-        if type(value) is float or type(value) is int:  # the common case, checked cheaply
-            number = value
-        else:
-            number = _number(value)
-            if number is None:
-                continue
-        if isinstance(key, str) and key:
-            out[metric_name(key)] = number
-    return out
-
 
 class SwanLabAutopatchCallback(TrainerCallback):
     """Logs one Axolotl training job to one SwanLab run."""
@@ -140,7 +94,7 @@ class SwanLabAutopatchCallback(TrainerCallback):
         try:
             if logs and (run.active() or self._ensure_run(args, state, model)):
                 step = int(state.global_step)
-                run.log_metrics(to_metrics(logs), step)
+                run.log_logs(logs, step)
                 if self.completions is not None and self._trainer is not None:
                     trainer = self._trainer()
                     if trainer is not None and self.completions.collect(trainer, logs, step):

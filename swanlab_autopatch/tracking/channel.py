@@ -2,7 +2,8 @@
 
 Frames: a 5-byte header (payload length, little-endian u32; kind, u8) and the payload.
 Kinds: PICKLED (a pickled tuple such as ``("log", metrics, step)``), STDOUT and STDERR
-(console text, UTF-8). Console text skips pickling: it is the most frequent frame.
+(console text, UTF-8), METRICS (one Trainer log's numbers, packed: the names went once in a
+schema message). Console text and metrics skip pickling: they come every step.
 
 The writer never blocks the training: the pipe is non-blocking, whatever the kernel does not
 take at once waits in a bounded backlog and goes out with the next frame; past the bound the
@@ -13,6 +14,7 @@ sidecar to read; the sidecar reads in ticks (sidecar_main.py), so a write rarely
 """
 from __future__ import annotations
 
+import array
 import collections
 import os
 import pickle
@@ -21,13 +23,16 @@ import struct
 import time
 from typing import Any, Iterator, Optional
 
-PICKLED, STDOUT, STDERR = 0, 1, 2
+PICKLED, STDOUT, STDERR, METRICS = 0, 1, 2, 3
+# METRICS payload: schema id (u32), step (u64), then one double per metric of the schema
+# (a ("schema", id, names) message, sent once per set of Trainer log keys).
+METRICS_HEAD = struct.Struct("<IQ")
 _HEADER = struct.Struct("<IB")
 HEADER_SIZE = _HEADER.size
 MAX_BACKLOG_BYTES = 64 * 1024 * 1024
 _BATCH_BYTES = 60 * 1024  # a backlog goes out in writes of at most this much
 PIPE_BYTES = 1 << 20  # asked of the kernel for the pipe (Linux F_SETPIPE_SZ; default 64 KiB)
-KEEP = frozenset({"start", "finish", "config", "texts", "save"})  # never dropped
+KEEP = frozenset({"start", "finish", "config", "texts", "save", "schema"})  # never dropped
 
 
 def encode(kind: int, payload: bytes) -> bytes:
@@ -193,6 +198,11 @@ def decode(kind: int, payload: bytes) -> tuple[int, Any]:
     try:
         if kind == PICKLED:
             return kind, pickle.loads(payload)
+        if kind == METRICS:
+            schema, step = METRICS_HEAD.unpack_from(payload)
+            values = array.array("d")
+            values.frombytes(payload[METRICS_HEAD.size:])
+            return kind, (schema, step, values.tolist())
         return kind, payload.decode("utf-8", errors="replace")
     except Exception as exc:  # one bad frame never stops the others
         return -1, exc

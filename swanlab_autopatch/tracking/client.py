@@ -380,6 +380,13 @@ def log_metrics(metrics: dict[str, float], step: int) -> None:
                     "continues.", once="log-metrics")
 
 
+def log_logs(logs: dict, step: int) -> None:
+    """One Trainer log at a step, under transformers' metric names."""
+    from swanlab_autopatch.tracking.metric_names import to_metrics
+
+    log_metrics(to_metrics(logs), step)
+
+
 def log_texts(texts: dict[str, tuple[str, Optional[str]]]) -> None:
     """Texts (the YAML, the DeepSpeed config) as SwanLab text items: key -> (text, caption)."""
     if not texts or not active():

@@ -96,6 +96,13 @@ def log_metrics(metrics: dict[str, float], step: int) -> None:
         backend.log_metrics(metrics, step)
 
 
+def log_logs(logs: dict, step: int) -> None:
+    """One Trainer log (the raw ``logs`` of ``on_log``) at a step."""
+    backend = _backend
+    if logs and backend is not None:
+        backend.log_logs(logs, step)
+
+
 def log_texts(texts: dict[str, tuple[str, Optional[str]]]) -> None:
     backend = _backend
     if texts and backend is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import struct
 import subprocess
 import sys
 import threading
@@ -31,6 +32,7 @@ from typing import Any, Callable, Optional
 from swanlab_autopatch import log
 from swanlab_autopatch.tracking import channel
 from swanlab_autopatch.tracking.console import ConsoleTee
+from swanlab_autopatch.tracking.metric_names import metric_name, to_metrics
 from swanlab_autopatch.tracking.request import StartRequest, connect_timeout, finish_timeout
 
 REPLAY_LIMIT = 20_000  # messages kept for an in-process fallback until the sidecar is ready
@@ -70,6 +72,7 @@ class Sidecar:
         self.dead = False
         self._status = b""
         self._replay: Optional[list[tuple]] = []
+        self._schemas: dict[tuple, tuple] = {}  # Trainer log keys -> (id, positions, packer)
         self._lock = threading.RLock()
         self.console = ConsoleTee(self._send_console)
         self.remote: Any = None
@@ -152,6 +155,37 @@ class Sidecar:
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         self._send(("log", metrics, step))
+
+    def log_logs(self, logs: dict, step: int) -> None:
+        """One Trainer log, the every-step path: once the run is up, its numbers go packed
+        (channel.METRICS) under a schema sent once per set of keys: no pickling of names."""
+        if self._replay is not None:  # not up yet: as messages, replayable by a fallback
+            self._send(("log", to_metrics(logs), step))
+            return
+        keys = tuple(logs)
+        schema = self._schemas.get(keys)
+        if schema is None:
+            schema = self._new_schema(keys, logs)
+        number, positions, packer = schema
+        values = list(logs.values())
+        try:
+            payload = packer.pack(number, step, *[values[i] for i in positions])
+        except (struct.error, TypeError):  # a value that is no longer a number
+            self._send(("log", to_metrics(logs), step))
+            return
+        with self._lock:
+            if not self.dead:
+                self._write(channel.encode(channel.METRICS, payload))
+
+    def _new_schema(self, keys: tuple, logs: dict) -> tuple:
+        metrics = to_metrics(logs)
+        positions = [i for i, key in enumerate(keys)
+                     if isinstance(key, str) and key and metric_name(key) in metrics]
+        number = len(self._schemas)
+        self._send(("schema", number, [metric_name(keys[i]) for i in positions]))
+        packer = struct.Struct(f"<IQ{len(positions)}d")
+        self._schemas[keys] = (number, positions, packer)
+        return self._schemas[keys]
 
     def log_texts(self, texts: dict) -> None:
         self._send(("texts", texts))

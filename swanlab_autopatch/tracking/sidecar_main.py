@@ -78,6 +78,7 @@ class Sidecar:
         self.stdout = Recorder(sys.stdout)
         self.stderr = Recorder(sys.stderr)
         self._partial = {1: "", 2: ""}  # per stream: text after the last newline
+        self._schemas: dict[int, list[str]] = {}  # packed metrics: schema id -> names
 
     def status(self, line: str) -> None:
         try:
@@ -106,8 +107,18 @@ class Sidecar:
             self.flush_console()
             self.finished = True
             run.dispatch(client, message)
+        elif kind == "schema":
+            self._schemas[message[1]] = list(message[2])
         elif self.started:
             run.dispatch(client, message)
+
+    def metrics(self, packed: tuple) -> None:
+        from swanlab_autopatch.tracking import client
+
+        schema, step, values = packed
+        names = self._schemas.get(schema)
+        if self.started and names is not None and len(names) == len(values):
+            client.log_metrics(dict(zip(names, values)), step)
 
     def start(self, request: Any, training: dict) -> None:
         from swanlab_autopatch.config import credentials
@@ -201,7 +212,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, car.on_signal)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the terminal closing must not cut the run
-    from swanlab_autopatch.tracking.channel import PICKLED, Reader
+    from swanlab_autopatch.tracking.channel import METRICS, PICKLED, Reader
 
     reader = Reader(sys.stdin.fileno())
     try:
@@ -209,6 +220,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             try:
                 if kind == PICKLED:
                     car.handle(payload)
+                elif kind == METRICS:
+                    car.metrics(payload)
                 elif kind in (1, 2):
                     car.console(kind, payload)
             except _Grace:

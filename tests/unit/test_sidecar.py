@@ -55,6 +55,8 @@ for step in range(1, p["steps"] + 1):
     state.global_step = step
     callback.on_log(args, state, control, logs={"loss": 10.0 / step, "learning_rate": 0.001})
     print(f"training line {step}", flush=True)
+    if step == p.get("ready_at"):
+        run._backend._wait_info(30)  # from here on, logs take the packed path
     if step == p.get("kill_at"):
         os.kill(os.getpid(), signal.SIGKILL)
     if step == p.get("term_at"):
@@ -66,6 +68,7 @@ for step in range(1, p["steps"] + 1):
         for i in range(2000):  # a full pipe buffer's worth: printing must never fail
             print(f"after the sidecar died {i}")
 callback.on_train_end(args, state, control)
+report["schemas"] = len(getattr(run._backend, "_schemas", {}))
 report["swanlab_loaded"] = "swanlab" in sys.modules
 report["threads"] = sorted(t.name for t in __import__("threading").enumerate())
 print("RESULT:" + json.dumps(report), flush=True)
@@ -124,10 +127,11 @@ def losses(steps) -> list:
 
 
 def test_the_run_lives_in_the_sidecar(tmp_path):
-    out = train(tmp_path, runtime_probe=True)
+    out = train(tmp_path, runtime_probe=True, ready_at=8)
     assert out["proc"].returncode == 0, out["proc"].stderr
     report = out["report"]
     assert report["backend"] == "Sidecar"
+    assert report["schemas"] == 1  # steps 9..20 went packed, under one schema
     assert report["swanlab_loaded"] is False  # SwanLab's client never loads here
     assert not [t for t in report["threads"] if "SwanLab" in t], report["threads"]
     assert report["isatty_same"] is True
