@@ -258,10 +258,11 @@ def run(ctx) -> "stats.Section":
         return [max(e[name]) for e in ev[s] if e.get(name)]
 
     fixed = [
-        ("5c", "ours", "swanlab_autopatch.tracking.run.start", "SwanLab start, this package (`run.start`: "
-         "config, `swanlab.init`, run id file)"),
+        ("5c", "ours", "swanlab_autopatch.tracking.run.start", "SwanLab start, this package "
+         "(`run.start` in the training process: the config, launching the helper process that "
+         "runs `swanlab.init`; the training does not wait for it)"),
         ("5d", "ours", "swanlab_autopatch.tracking.run.finish", "SwanLab finish, this package "
-         "(`run.finish` at `on_train_end`)"),
+         "(`run.finish` at `on_train_end`: the helper drains and finishes the run)"),
         ("5e", "axolotl", "axolotl SwanLabPlugin.pre_model_load", "SwanLab start, Axolotl's "
          "plugin (`pre_model_load`: `swanlab.init`, config)"),
         ("5f", "axolotl", "swanlab Run.finish", "SwanLab finish, Axolotl's plugin (at exit)"),

@@ -1,13 +1,19 @@
 """4. Per logging call: the callback's ``on_log`` against real SwanLab, next to the alternatives.
 
-One process in the axolotl-0.19.0 venv (it has transformers, Axolotl and SwanLab), one offline
-SwanLab run that every scenario logs into:
+Child processes in the axolotl-0.19.0 venv (they have transformers, Axolotl and SwanLab), each
+with one offline SwanLab run that every scenario of the child logs into. An *in-process* child
+(``SWANLAB_AUTOPATCH_SIDECAR=0``: SwanLab runs in the child itself, as it does for every other
+integration) measures:
     bare          ``swanlab.log(logs, step=step)`` of the Trainer's dict as it is
-    ours          ``SwanLabAutopatchCallback.on_log`` (the run was started by its
-                  ``on_train_begin`` through swanlab_autopatch/run.py, as in training)
+    ours          ``SwanLabAutopatchCallback.on_log`` on the in-process fallback (the run was
+                  started by its ``on_train_begin``, as in training)
     axolotl       Axolotl's ``axolotl.utils.callbacks.swanlab.CustomSwanLabCallback().on_log``
     swanlab       SwanLab's ``swanlab.integration.transformers.SwanLabCallback().on_log``
     to_metrics    only the callback's dict conversion (no SwanLab call), for the breakdown
+A *sidecar* child (the default) measures ``ours`` again: there the run lives in the helper
+process and ``on_log`` only hands the values to it. (In a sidecar child ``swanlab.log`` itself is
+forwarded to the helper too, so the in-process baselines can only be measured in the other
+child.) The two kinds of child alternate, twice each in the full run.
 The Trainer objects are real (``TrainingArguments``, ``TrainerState``, ``TrainerControl``); the
 log dict is the one Axolotl 0.19 logs on CPU (12 keys: loss, grad_norm, learning_rate, epoch,
 memory/*, ppl, tokens/*) plus two more keys seen on GPU runs, 14 in all. Each call gets its own
@@ -27,7 +33,10 @@ import time
 
 KEY = "4"
 SCENARIOS = ["bare", "bare_renamed", "ours", "axolotl", "swanlab", "to_metrics"]
-LABELS = {"bare_renamed": "bare, our names"}
+# The report's rows: "ours" is measured in the sidecar children, the rest in-process.
+ORDER = ["bare", "bare_renamed", "ours", "ours_inprocess", "axolotl", "swanlab", "to_metrics"]
+LABELS = {"bare_renamed": "bare, our names", "ours": "ours (sidecar)",
+          "ours_inprocess": "ours (in-process fallback)"}
 
 # What Axolotl 0.19 logs per step on CPU (from a harness run's trainer_state.json), plus two keys
 # GPU runs add.
@@ -229,8 +238,9 @@ def child(argv: list[str]) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def spawn(ctx, name: str, args: list[str], timeout: float = 900) -> dict:
-    """Run this module's child in the Axolotl venv; returns its JSON."""
+def spawn(ctx, name: str, args: list[str], timeout: float = 900, sidecar: bool = False) -> dict:
+    """Run this module's child in the Axolotl venv; returns its JSON. sidecar: the run in the
+    helper process (the default in use) instead of in the child (the in-process fallback)."""
     import subprocess
     from pathlib import Path
 
@@ -240,7 +250,8 @@ def spawn(ctx, name: str, args: list[str], timeout: float = 900) -> dict:
     work = ctx.work / name
     work.mkdir(parents=True, exist_ok=True)
     out = work / "result.json"
-    env = ctx.ax_env({"SWANLAB_AUTOPATCH": "0"}, swanlab_root=work / ".swanlab-root")
+    env = ctx.ax_env({"SWANLAB_AUTOPATCH": "0", "SWANLAB_AUTOPATCH_SIDECAR": "1" if sidecar
+                      else "0"}, swanlab_root=work / ".swanlab-root")
     cmd = [ctx.ax_python, str(here / "per_call.py"), "--child", "--out", str(out),
            "--logdir", str(work / "swanlog"), *args]
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True,
@@ -252,12 +263,39 @@ def spawn(ctx, name: str, args: list[str], timeout: float = 900) -> dict:
     return json.loads(out.read_text())
 
 
+def both_modes(ctx, name: str, scenarios: str, args: list[str], pairs: int) -> dict:
+    """In-process and sidecar children in turn, `pairs` times each. Returns the in-process
+    child's data (the last one's extras) with the results pooled over the children; the
+    sidecar children's ``ours@k`` is ``ours@k`` and the in-process one's ``ours_inprocess@k``."""
+    pooled: dict = {}
+    data: dict = {}
+    for i in range(pairs):
+        for sidecar in (False, True):
+            mode = "sidecar" if sidecar else "inprocess"
+            chosen = "ours,to_metrics" if sidecar else scenarios
+            got = spawn(ctx, f"{name}-{mode}-{i}", ["--scenarios", chosen, *args],
+                        sidecar=sidecar)
+            if not sidecar:
+                data = got
+            for key, rec in got["results"].items():
+                if not sidecar and key.startswith("ours@"):
+                    key = "ours_inprocess@" + key.split("@")[1]
+                elif sidecar and not key.startswith("ours@"):
+                    continue
+                into = pooled.setdefault(key, {"calls_us": [], "batch_mean_us": []})
+                into["calls_us"] += rec["calls_us"]
+                into["batch_mean_us"] += rec["batch_mean_us"]
+    data = dict(data, results=pooled)
+    return data
+
+
 def run(ctx) -> "stats.Section":
     import stats
 
-    warmup, rounds, batch = (1, 4, 10) if ctx.smoke else (3, 40, 25)
-    data = spawn(ctx, "per-call", ["--keys", "14", "--warmup", str(warmup), "--rounds",
-                                   str(rounds), "--batch", str(batch)])
+    warmup, rounds, batch = (1, 4, 10) if ctx.smoke else (3, 20, 25)
+    data = both_modes(ctx, "per-call", ",".join(SCENARIOS),
+                      ["--keys", "14", "--warmup", str(warmup), "--rounds", str(rounds),
+                       "--batch", str(batch)], pairs=1 if ctx.smoke else 2)
     res = data["results"]
     calls = {k.split("@")[0]: v["calls_us"] for k, v in res.items()}
     means = {k.split("@")[0]: v["batch_mean_us"] for k, v in res.items()}
@@ -281,17 +319,21 @@ def run(ctx) -> "stats.Section":
             f"callback (Δ {ours_med - ax_med:+.1f} µs, 90% interval {lo:+.1f} … {hi:+.1f})")
     else:
         verdict_parts.append(f"Axolotl's callback unavailable ({data['missing'].get('axolotl')})")
-    if calls.get("bare_renamed") and calls.get("to_metrics") and (ratio > 1.2 or slower_than_ax):
+    fallback = calls["ours_inprocess"]
+    fb_med = stats.median(fallback)
+    fb_ratio = fb_med / stats.median(bare)
+    if calls.get("bare_renamed") and calls.get("to_metrics") and fb_ratio > 1.2:
         named_med = stats.median(calls["bare_renamed"])
         verdict_parts.append(
-            f"why: the callback's own work, {ours_med - named_med:+.0f} µs per call (the "
+            f"in-process fallback (4c): the callback's own work, {fb_med - named_med:+.0f} µs per call (the "
             f"`train/…` name conversion {stats.median(calls['to_metrics']):.0f} µs, the run "
             f"checks and the call chain) on top of `swanlab.log`; Axolotl's callback passes the "
             f"raw keys through. SwanLab's own callback costs "
             f"{stats.median(calls['swanlab']):.0f} µs" if calls.get("swanlab") else
-            f"why: the callback's own work, {ours_med - named_med:+.0f} µs per call")
+            f"in-process fallback (4c): the callback's own work, {fb_med - named_med:+.0f} µs per call")
     sec.figures.append(stats.Figure(
-        "4", "`on_log` of SwanLabAutopatchCallback", "µs", calls["ours"], "bare `swanlab.log`",
+        "4", "`on_log` of SwanLabAutopatchCallback (sidecar, the default)", "µs", calls["ours"],
+        "bare `swanlab.log` (in-process)",
         bare, "≤ 1.2× bare `swanlab.log`; ≤ Axolotl's callback", "; ".join(verdict_parts),
         digits=1))
     if ax:
@@ -301,10 +343,14 @@ def run(ctx) -> "stats.Section":
             f"**missed** by {ours_med - ax_med:.1f} µs (90% interval excludes 0)"
             if slower_than_ax else "met" + (" (within noise)" if ours_med > ax_med else ""),
             digits=1))
-    named = [(LABELS.get(n, n), calls[n]) for n in SCENARIOS if n in calls]
+    sec.figures.append(stats.Figure(
+        "4c", "`on_log`, in-process fallback (`SWANLAB_AUTOPATCH_SIDECAR=0`)", "µs", fallback,
+        "bare `swanlab.log` (same process)", bare, "≤ 1.2× bare `swanlab.log`",
+        ("met" if fb_ratio <= 1.2 else "**missed**") + f": {fb_ratio:.2f}× bare", digits=1))
+    named = [(LABELS.get(n, n), calls[n]) for n in ORDER if n in calls]
     sec.header, sec.rows = stats.scenario_rows(named, bare, digits=1, pairs=False)
     sec.rows = [["**each call, µs**"] + [""] * (len(sec.header) - 1)] + sec.rows
-    _h, r2 = stats.scenario_rows([(LABELS.get(n, n), means[n]) for n in SCENARIOS if n in means],
+    _h, r2 = stats.scenario_rows([(LABELS.get(n, n), means[n]) for n in ORDER if n in means],
                                  means["bare"], digits=1, pairs=True)
     sec.header += ["Paired Δ (per round)", "Paired Δ 90% CI"]
     sec.rows = [r + ["", ""] for r in sec.rows]
@@ -322,29 +368,35 @@ def run(ctx) -> "stats.Section":
     named_med = stats.median(calls["bare_renamed"]) if calls.get("bare_renamed") else None
     if conv is not None and named_med is not None:
         sec.notes.append(
-            f"Breakdown of ours ({ours_med:.1f} µs): `swanlab.log` of our `train/…` names "
-            f"{named_med:.1f} µs (bare with the raw names: {stats.median(bare):.1f} µs); the "
-            f"callback's own overhead {ours_med - named_med:+.1f} µs, of which the dict "
-            f"conversion (`to_metrics`) is {conv:.1f} µs.")
+            f"Breakdown of the in-process fallback ({fb_med:.1f} µs): `swanlab.log` of our "
+            f"`train/…` names {named_med:.1f} µs (bare with the raw names: "
+            f"{stats.median(bare):.1f} µs); the callback's own overhead "
+            f"{fb_med - named_med:+.1f} µs, of which the dict conversion (`to_metrics`) is "
+            f"{conv:.1f} µs. With the sidecar ({ours_med:.1f} µs) the call only packs the "
+            "values and writes them to the helper's pipe; SwanLab's work happens there.")
     cons = data.get("console_us") or {}
     if cons:
         sec.notes.append(
             "One progress-bar write to stderr (what tqdm and the Trainer's log printing do every "
             "step) costs " + ", ".join(f"{v:.1f} µs {k}" for k, v in cons.items()) +
-            ": while a SwanLab run is active, its terminal proxy captures the console. This is "
-            "SwanLab's, the same whichever integration started the run (see 5).")
+            " (in-process children): while a SwanLab run is active in the process, its "
+            "terminal proxy captures the console. With the sidecar the console is read from a "
+            "tee by the helper instead (see 8).")
         ctx.console_us = cons
-    sec.notes.append(f"Run started by the callback's `on_train_begin` in {data['start_s']:.2f} s "
-                     f"(includes `swanlab.init`); finish after the benchmark "
+    sec.notes.append(f"In-process run started by the callback's `on_train_begin` in "
+                     f"{data['start_s']:.2f} s (includes `swanlab.init`); finish after the "
+                     "benchmark "
                      f"{data['finish_s']:.2f} s.")
     return sec
 
 
 def _method(warmup: int, rounds: int, batch: int) -> str:
     return (
-        "One process in the axolotl-0.19.0 venv, one offline SwanLab run shared by all "
-        "scenarios (started by our callback's `on_train_begin`, i.e. through "
-        "`swanlab_autopatch/run.py`): *bare* `swanlab.log(logs, step=…)`; *ours* "
+        "Child processes in the axolotl-0.19.0 venv, in-process and sidecar in turn (two of "
+        "each in the full run), each with one offline SwanLab run shared by its scenarios "
+        "(started by our callback's `on_train_begin`). In-process children "
+        "(`SWANLAB_AUTOPATCH_SIDECAR=0`, SwanLab in the measured process as with every other "
+        "integration): *bare* `swanlab.log(logs, step=…)`; *ours (in-process fallback)* "
         "`SwanLabAutopatchCallback.on_log`; *axolotl* Axolotl 0.19's "
         "`CustomSwanLabCallback()` (no constructor arguments; its `on_train_begin` finds the "
         "active run); *swanlab* SwanLab 0.10's `swanlab.integration.transformers."
@@ -352,13 +404,15 @@ def _method(warmup: int, rounds: int, batch: int) -> str:
         "dict conversion alone; *bare, our names* is `swanlab.log` of the dict our callback "
         "produces (converted beforehand, outside the timing), so *ours* − *bare, our names* is "
         "the callback's own overhead and *bare, our names* − *bare* is what SwanLab charges "
-        "for the longer `train/…` names. Real `TrainingArguments`, `TrainerState` and "
-        "`TrainerControl`; every call has its own increasing step. Each call is timed on its "
-        f"own; {warmup} warm-up round(s), then {rounds} rounds of one batch of {batch} calls "
-        "per scenario, round-robin with a rotating start, 20 ms pause after each batch so "
-        "SwanLab's writer thread drains its queue (a training step is far longer than a log "
-        "call). The figure is the median over all calls; the batch means (which include the "
-        "rare slow calls, e.g. a GIL hand-off to the writer thread) are in the detail table.")
+        "for the longer `train/…` names. Sidecar children (the default): *ours (sidecar)*, the "
+        "same `on_log` while the run lives in the helper process. Real `TrainingArguments`, "
+        "`TrainerState` and `TrainerControl`; every call has its own increasing step. Each call "
+        f"is timed on its own; {warmup} warm-up round(s), then {rounds} rounds of one batch of "
+        f"{batch} calls per scenario, round-robin with a rotating start, 20 ms pause after each "
+        "batch so SwanLab's writer thread (or the helper) drains its queue (a training step is "
+        "far longer than a log call). The figure is the median over all calls; the batch means "
+        "(which include the rare slow calls, e.g. a GIL hand-off to the writer thread) are in "
+        "the detail table. 8h measures the same call inside a real training loop.")
 
 
 if __name__ == "__main__":
