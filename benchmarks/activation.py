@@ -24,7 +24,6 @@ Three figures, from the coarse to the precise:
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 

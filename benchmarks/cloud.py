@@ -19,7 +19,6 @@ the sidecar has finished the run: for cloud, the last uploads and the final stat
 """
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 

@@ -23,7 +23,6 @@ two-thread barrier turns a busy second core into a 3-4x slower step.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 KEY = "5"

@@ -1328,8 +1328,6 @@ def _threads_note(res: dict) -> str:
 
 
 def _stat_check(res: dict) -> str:
-    import stats
-
     parts = []
     for v in VARIANTS:
         if v in res and res[v]["train_ticks"]:
