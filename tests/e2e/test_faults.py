@@ -160,3 +160,14 @@ def test_broken_wrapt_costs_tracking_not_training(trainer):
     assert len(warnings) == 1, result.describe()
     assert "wrapt is broken" in warnings[0]
     assert not result.log_dir.exists()
+
+
+def test_sidecar_that_cannot_start_tracks_in_process_with_one_warning(trainer):
+    """fork/exec of the helper process fails: one warning naming the reason, and SwanLab keeps
+    the run in the training process instead, with every step, finished."""
+    result = trainer.run(env=inject("no_sidecar", **OFFLINE), swanlab_project="no-sidecar")
+    assert result.returncode == 0, result.describe()
+    warnings = [l for l in messages(result) if "helper process could not be started" in l]
+    assert len(warnings) == 1, messages(result)
+    assert "Resource temporarily unavailable" in warnings[0], warnings
+    assert_all_steps(result)

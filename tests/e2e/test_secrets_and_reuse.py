@@ -165,3 +165,24 @@ def test_errors_quoting_secrets_never_leak(trainer, fail):
     for secret in (yaml_key, env_secret, saved_key, "hook-CANARY-66dd", lark_secret,
                    host_password):
         assert every_byte_without(secret, result) == [], secret
+
+
+def test_user_swanlab_calls_during_training_land_in_the_packages_run(trainer, tmp_path):
+    """The run lives in the helper process; the user's code in the training process still
+    reaches it through SwanLab's own functions: swanlab.log every step, swanlab.get_run() with
+    its id and folder, a config value and a log call on the run object."""
+    report = tmp_path / "user-code.json"
+    result = trainer.run(env={"PYTHONPATH": str(INJECTIONS / "user_code_during_training"),
+                              "USER_CODE_REPORT": str(report), "SWANLAB_MODE": "offline"},
+                         swanlab_project="user-calls")
+    assert result.returncode == 0, result.describe()
+    run = only_run(result.log_dir)
+    assert run.state == "finished", (run.state, run.error)
+    assert run.series("train/loss") == harness.trainer_losses(result.run_dir)
+    assert run.series("custom/user_metric") == [(s, float(s)) for s in range(1, 11)]
+    assert run.series("custom/from_get_run") == [(3, 3.0)]
+    seen = json.loads(report.read_text())
+    assert seen["has_run"] is True and seen["id"] == run.run_id, (seen, run.run_id)
+    assert Path(seen["dir"]).resolve() == run.path.resolve(), (seen, run.path)
+    assert run.config.get("user_note") == "set during training", sorted(run.config)
+    assert not any("helper process" in l for l in messages(result)), messages(result)
