@@ -76,7 +76,8 @@ class Loggers:
 
         import swanlab
         from swanlab_autopatch.tracking import run as sa_run
-        from swanlab_autopatch.tracking.callback import SwanLabAutopatchCallback, to_metrics
+        from swanlab_autopatch.tracking.callback import SwanLabAutopatchCallback
+        from swanlab_autopatch.tracking.metric_names import to_metrics
         from swanlab_autopatch.config.settings import parse
 
         self.swanlab = swanlab

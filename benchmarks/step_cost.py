@@ -667,10 +667,9 @@ def _install():
                     wrapt.wrap_function_wrapper(mod, name, _timed(f"detail {module}.{name}"))
             wrapt.register_post_import_hook(hook, module)
 
-        detail("swanlab_autopatch.tracking.callback", "to_metrics")
-        detail("swanlab_autopatch.tracking.run", "active", "log_metrics")
-        detail("swanlab_autopatch.tracking.sidecar", "Sidecar._send", "Sidecar._write",
-               "Sidecar._poll")
+        detail("swanlab_autopatch.tracking.run", "active", "log_logs")
+        detail("swanlab_autopatch.tracking.sidecar", "Sidecar.log_logs", "Sidecar._send",
+               "Sidecar._write", "Sidecar._poll")
         detail("swanlab_autopatch.tracking.channel", "pickled", "Writer.send")
 
     wrapt.register_post_import_hook(on_trainer, "transformers.trainer")

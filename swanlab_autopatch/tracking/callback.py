@@ -12,8 +12,6 @@ from transformers import TrainerCallback
 from swanlab_autopatch import log
 from swanlab_autopatch.tracking import model_files, naming, run, run_config
 from swanlab_autopatch.tracking.completions import CompletionTable
-from swanlab_autopatch.tracking.metric_names import (SINGLE_VALUES, metric_name,  # noqa: F401
-                                                     to_metrics)
 from swanlab_autopatch.config.settings import SwanLabSettings
 from swanlab_autopatch.tracking.request import StartRequest
 

@@ -105,16 +105,16 @@ class Writer:
         while self._backlog and not self.broken:
             head = self._backlog[0]
             if head[1] == 0 and len(self._backlog) > 1:  # join whole frames into one write
-                batch, count, size = [], 0, 0
-                for frame, _offset, _keep in self._backlog:
+                batch, count, size, keep = [], 0, 0, False
+                for frame, _offset, frame_keep in self._backlog:
                     if size and size + len(frame) > _BATCH_BYTES:
                         break
                     batch.append(frame)
                     size += len(frame)
                     count += 1
+                    keep = keep or frame_keep
                 if count > 1:
                     joined = b"".join(batch)
-                    keep = any(item[2] for item in list(self._backlog)[:count])
                     for _ in range(count):
                         self._backlog.popleft()
                     self._backlog.appendleft([joined, 0, keep])

@@ -90,12 +90,6 @@ def active() -> bool:
     return backend is not None and backend.active()
 
 
-def log_metrics(metrics: dict[str, float], step: int) -> None:
-    backend = _backend
-    if metrics and backend is not None:
-        backend.log_metrics(metrics, step)
-
-
 def log_logs(logs: dict, step: int) -> None:
     """One Trainer log (the raw ``logs`` of ``on_log``) at a step."""
     backend = _backend

@@ -153,9 +153,6 @@ class Sidecar:
             log.warning("SwanLab's helper process is not keeping up: the oldest queued metrics "
                         "and console lines are dropped so training never waits.", once="dropped")
 
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        self._send(("log", metrics, step))
-
     def log_logs(self, logs: dict, step: int) -> None:
         """One Trainer log, the every-step path: once the run is up, its numbers go packed
         (channel.METRICS) under a schema sent once per set of keys: no pickling of names."""

@@ -15,8 +15,8 @@ import pytest
 from transformers import TrainerCallback
 from transformers.integrations.integration_utils import rewrite_logs
 
-from swanlab_autopatch.tracking.callback import (SINGLE_VALUES, SwanLabAutopatchCallback, metric_name,
-                                        to_metrics)
+from swanlab_autopatch.tracking.callback import SwanLabAutopatchCallback
+from swanlab_autopatch.tracking.metric_names import SINGLE_VALUES, metric_name, to_metrics
 from swanlab_autopatch.runs.reader import find_runs
 from tests.support.fake import REPO
 
