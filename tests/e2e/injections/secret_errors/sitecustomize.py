@@ -35,7 +35,7 @@ def _swanlab(module):
         wrapt.wrap_function_wrapper(module.Run, "finish", _raise)
 
 
-@wrapt.when_imported("swanlab_autopatch.tracking.callback")
-def _callback(module):
+@wrapt.when_imported("swanlab_autopatch.tracking.run")
+def _on_log_step(module):  # what the callback's on_log calls for every Trainer log
     if os.environ.get("INJECT_FAIL") != "init":
-        wrapt.wrap_function_wrapper(module, "to_metrics", _raise_once)
+        wrapt.wrap_function_wrapper(module, "log_logs", _raise_once)
