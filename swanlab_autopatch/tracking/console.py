@@ -9,14 +9,36 @@ workers) are skipped, and so is text written while ``send`` itself runs.
 """
 from __future__ import annotations
 
+import collections
 import os
 import sys
 import threading
 from typing import Any, Callable
 
-from swanlab_autopatch.tracking.channel import STDERR, STDOUT
+from swanlab_autopatch.channel import STDERR, STDOUT
 
 _inside = threading.local()
+
+
+class EarlyLines:
+    """Console text written before the helper process exists (from the moment the config is
+    loaded: model and dataset loading, warnings), kept in order up to a cap; past it the
+    oldest pieces go, counted."""
+
+    CAP = 4 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self.pieces: collections.deque[tuple[int, str]] = collections.deque()
+        self.size = 0
+        self.dropped_lines = 0
+
+    def __call__(self, kind: int, text: str) -> None:
+        self.pieces.append((kind, text))
+        self.size += len(text)
+        while self.size > self.CAP and len(self.pieces) > 1:
+            _kind, old = self.pieces.popleft()
+            self.size -= len(old)
+            self.dropped_lines += max(1, old.count("\n"))
 
 
 class ConsoleTee:
@@ -36,7 +58,7 @@ class ConsoleTee:
                     if isinstance(written, int) and 0 <= written < len(text):
                         text = text[:written]
                     if text:
-                        self._send(kind, text)
+                        self._send(kind, text)  # looked up each time: redirect() changes it
                 except Exception:
                     pass
                 finally:
@@ -44,6 +66,11 @@ class ConsoleTee:
             return written
 
         return write
+
+    def redirect(self, send: Callable[[int, str], None]) -> None:
+        """Hand what is written from now on to ``send`` instead (the early buffer's tee, taken
+        over by the helper process's channel: nothing is lost in between)."""
+        self._send = send
 
     def install(self) -> None:
         for kind, name in ((STDOUT, "stdout"), (STDERR, "stderr")):

@@ -71,30 +71,31 @@ class RemoteRun:
 
     def __init__(self, forward: Callable[[str, tuple, dict], None],
                  update_config: Callable[[dict], None], end: Callable[[str, Optional[str]], None],
-                 info: Callable[[], dict], config: Optional[dict] = None) -> None:
+                 info: Callable[[], dict], alive: Callable[[], bool],
+                 config: Optional[dict] = None) -> None:
         self._forward = forward
         self._end = end
         self._info = info
-        self._finished = False
+        self._alive = alive
         self.config = RemoteConfig(update_config, config)
 
     # -- what SwanLab's module functions look at ----------------------------------------
 
     @property
     def alive(self) -> bool:
-        return not self._finished
+        """Until the run ends, whoever ends it (a kept object stays, and says so)."""
+        return self._alive()
 
     def finish(self, state: str = "success", error: Optional[str] = None) -> None:
         """The user's code ends the run: it ends for this package too, as it would in-process."""
-        if not self._finished:
-            self._finished = True
-            self._end(state, error)
+        self._end(state, error)
 
     def __getattr__(self, name: str) -> Any:
         if name in FORWARDED:
             def method(*args: Any, **kwargs: Any) -> None:
-                if not self._finished:
-                    self._forward(name, args, kwargs)
+                # After the end the helper process's channel is closed: the call is refused
+                # there, with one warning, and nothing is written anywhere.
+                self._forward(name, args, kwargs)
 
             method.__name__ = name
             return method

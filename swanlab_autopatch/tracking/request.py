@@ -17,8 +17,18 @@ def connect_timeout() -> float:
 
 
 def finish_timeout() -> float:
-    """How long the end of a run may wait for SwanLab (uploads in cloud mode)."""
+    """How long the end of training may wait for SwanLab (uploads in cloud mode)."""
     return seconds("SWANLAB_AUTOPATCH_FINISH_TIMEOUT", 60.0)
+
+
+def upload_timeout() -> float:
+    """How long the helper process, once the training has gone and waits for nobody, goes on
+    finishing a cloud run's uploads (as long as they make progress: see UPLOAD_STALL)."""
+    return seconds("SWANLAB_AUTOPATCH_UPLOAD_TIMEOUT", 1800.0)
+
+
+# Uploads that make no progress for this long are given up on (the recovery command is printed).
+UPLOAD_STALL = 300.0
 
 
 @dataclass
@@ -32,3 +42,4 @@ class StartRequest:
     resume_step: int = 0
     name: Optional[str] = None  # the run's name when the config gives none (naming.py)
     tags: Optional[list[str]] = None  # the config's tags, else naming.default_tags
+    no_key_said: bool = False  # the training process warned of the missing key already

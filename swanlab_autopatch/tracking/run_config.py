@@ -1,7 +1,8 @@
 """The configuration logged into each run: what the spec lists, redacted, JSON-safe.
 
-Groups: model, training, parallel, versions, plus the whole validated Axolotl config and the
-Trainer's arguments. Everything goes through ``redact`` first.
+Groups: model, training, parallel, data (data_record.py), versions, plus the whole validated
+Axolotl config and the Trainer's arguments, and where Axolotl pushes the model to the Hub
+(``model_files.hub``). Everything goes through ``redact`` first.
 """
 from __future__ import annotations
 
@@ -89,7 +90,8 @@ def _trainer_args(args: Any) -> Optional[dict]:
         return None
 
 
-def build(cfg: Mapping[str, Any], args: Any = None, model: Any = None) -> dict[str, Any]:
+def build(cfg: Mapping[str, Any], args: Any = None, model: Any = None,
+          trainer: Any = None) -> dict[str, Any]:
     """The run config for one training job."""
     where = rank.current()
     model_part = _pick(cfg, _MODEL_KEYS)
@@ -118,11 +120,28 @@ def build(cfg: Mapping[str, Any], args: Any = None, model: Any = None) -> dict[s
         "model": model_part,
         "training": training,
         "parallel": parallel,
+        "data": _data(cfg, trainer),
         "versions": versions_report(),
         "axolotl": dict(cfg),
         "trainer_args": _trainer_args(args),
     }
+    if cfg.get("hub_model_id"):  # the model's other home, whatever SwanLab keeps
+        config["model_files"] = {"hub": {"repo": cfg.get("hub_model_id"),
+                                         "revision": cfg.get("hub_revision"),
+                                         "strategy": cfg.get("hub_strategy")}}
     return json_safe(redact(config))
+
+
+def _data(cfg: Mapping[str, Any], trainer: Any) -> dict[str, Any]:
+    from swanlab_autopatch.tracking import data_record
+
+    try:
+        return data_record.group(cfg, trainer)
+    except Exception as exc:  # the rest of the config is worth more
+        from swanlab_autopatch import log
+
+        log.debug(f"data group failed: {exc!r}")
+        return {}
 
 
 # The values people sort and filter runs by, at the top level of the run config: dashboards

@@ -49,9 +49,10 @@ def _is_foreign_swanlab_callback(callback: Any) -> bool:
     return "swanlab" in cls.__name__.lower() and cls.__name__ != "SwanLabAutopatchCallback"
 
 
-def after_trainer(trainer: Any) -> None:
-    """Once the Trainer exists: drop other SwanLab callbacks next to ours, and make a crash in
-    trainer.train() end the run as crashed (the exception itself goes on unchanged)."""
+def after_trainer(trainer: Any, builder: Any = None) -> None:
+    """Once the Trainer exists: drop other SwanLab callbacks next to ours, add Axolotl's
+    predictions table when eval_table_size asks for it, and make a crash in trainer.train()
+    end the run as crashed (the exception itself goes on unchanged)."""
     handler = getattr(trainer, "callback_handler", None)
     callbacks = list(getattr(handler, "callbacks", []) or [])
     ours = [cb for cb in callbacks if type(cb).__name__ == "SwanLabAutopatchCallback"]
@@ -59,6 +60,7 @@ def after_trainer(trainer: Any) -> None:
         return
     for cb in ours:
         cb.bind_trainer(trainer)  # TRL keeps its completions on the trainer
+    _add_predictions(trainer, builder, ours[0].cfg)
     for cb in callbacks:
         if _is_foreign_swanlab_callback(cb):
             # e.g. transformers' SwanLabCallback from report_to="all" (Axolotl <= 0.9 RL
@@ -67,6 +69,18 @@ def after_trainer(trainer: Any) -> None:
             log.info(f"Removed {type(cb).__module__}.{type(cb).__name__} from the Trainer: "
                      "swanlab-autopatch already logs this run.")
     _mark_crashes(trainer)
+
+
+def _add_predictions(trainer: Any, builder: Any, cfg: Any) -> None:
+    try:
+        from swanlab_autopatch.tracking import predictions
+
+        table = predictions.callback_for(trainer, getattr(builder, "tokenizer", None), cfg)
+        if table is not None:
+            trainer.add_callback(table)
+    except Exception as exc:  # the rest of after_trainer still runs
+        log.warning(f"eval_table_size: the predictions table could not be set up "
+                    f"({type(exc).__name__}: {exc}); training goes on without it.")
 
 
 def _mark_crashes(trainer: Any) -> None:
@@ -95,15 +109,16 @@ def _mark_crashes(trainer: Any) -> None:
 
 # -- after Axolotl's train(): the final model is on disk -------------------------------------
 
-_waiting: list = []  # callbacks whose run ends once the final model files are stored
+_waiting: list = []  # callbacks whose training ended; their run ends with the job
 _exit_registered = False
 
 
 def finish_after_training(callback: Any) -> None:
-    """log_model "end": end the run after Axolotl's train() has saved the model (the train
-    target), or at process exit when that target is not there."""
+    """The training ended: its run, with the console, goes on until Axolotl's train() has
+    saved the model and returns (the train target), or until the process exits."""
     global _exit_registered
-    _waiting.append(callback)
+    if callback not in _waiting:
+        _waiting.append(callback)
     if not _exit_registered:
         import atexit
 
@@ -116,10 +131,29 @@ def after_training() -> None:
     while _waiting:
         callback = _waiting.pop(0)
         try:
-            callback.store_final_model()
+            callback.end_of_job()
         except Exception as exc:
-            log.warning(f"SwanLab could not store the final model ({type(exc).__name__}: "
-                        f"{exc}); training is done.", once="final-model")
+            log.warning(f"SwanLab could not end the run cleanly ({type(exc).__name__}: "
+                        f"{exc}); training is done.", once="end-of-job")
+
+
+def end_earlier_jobs(callback: Any) -> bool:
+    """A new training in the same process while an earlier one's run waits for its job to end:
+    that run ends now. True when one did."""
+    earlier = [c for c in _waiting if c is not callback]
+    if earlier:
+        after_training()
+    return bool(earlier)
+
+
+def job_failed(exc: BaseException) -> None:
+    """Axolotl's train() raised after the Trainer had ended (saving the model failed, or a
+    signal stopped it): the runs waiting for the job end crashed, or aborted."""
+    if not _waiting:
+        return
+    _waiting.clear()
+    stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))
+    run.finish("aborted" if stopped else "crashed", "".join(traceback.format_exception(exc)))
 
 
 # -- Axolotl's generated samples (generate_samples) ---------------------------------------------

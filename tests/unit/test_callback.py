@@ -143,11 +143,19 @@ for step in (1, 2, 3):
         "loss": 2.0 / step, "learning_rate": 1e-3 * step, "grad_norm": np.float32(step),
         "epoch": step / 3, "note": "text is skipped", "missing": None})
 callback.on_log(args, state, control, logs={"eval_loss": 0.9, "eval_runtime": 0.5})
+# swanlab_watch's path: numbers under their final names; histograms as plain data (dropped
+# by a client without swanlab.Histogram, as every supported one is)
+run.log_metrics({"watch/grad_norm/layer_0": 0.25, "watch/grad_norm/lora_B": 0.5}, 3)
+run.log_histograms({"watch/grad_hist/lora_B": ([1.0, 3.0], [-0.5, 0.5])}, 3)
 callback.on_save(args, state, control)
 callback.on_log(args, state, control, logs={"train_runtime": 12.5, "train_loss": 1.1,
                                             "total_flos": 1e9})
 callback.on_train_end(args, state, control)
+after_train_end = run.active()  # the run goes on with the job (Axolotl saves the model)
+from swanlab_autopatch.tracking import trainer_hooks
+trainer_hooks.after_training()  # Axolotl's train() returned
 print("RESULT:" + json.dumps({"swanlab_imported": "swanlab" in sys.modules,
+                              "active_after_train_end": after_train_end,
                               "active": run.active(),
                               "run_dir": str(run.run_dir()) if run.run_dir() else None}))
 '''
@@ -203,7 +211,8 @@ def produced(request, tmp_path_factory) -> dict:
 
 def test_rank_zero_records_one_finished_run(produced):
     out = produced["zero"]
-    assert not out["active"]  # finished at on_train_end
+    assert out["active_after_train_end"]  # the job goes on after the Trainer: the run too
+    assert not out["active"]  # finished when Axolotl's train() returned
     # With the sidecar, SwanLab's client never even loads in the training process.
     assert out["swanlab_imported"] is (not produced["sidecar"])
     (run,) = find_runs(out["tmp"] / "swanlog")
@@ -225,10 +234,13 @@ def test_rank_zero_metrics(produced):
     assert run.scalars["single_value/train_runtime"] == [(3, 12.5)]
     assert run.scalars["single_value/train_loss"] == [(3, 1.1)]
     assert run.scalars["single_value/total_flos"] == [(3, 1e9)]
+    assert run.scalars["watch/grad_norm/layer_0"] == [(3, 0.25)]
+    assert run.scalars["watch/grad_norm/lora_B"] == [(3, 0.5)]
     assert set(run.scalars) == {
         "train/loss", "train/learning_rate", "train/grad_norm", "train/epoch", "eval/loss",
         "eval/runtime", "single_value/train_runtime", "single_value/train_loss",
-        "single_value/total_flos"}
+        "single_value/total_flos", "watch/grad_norm/layer_0", "watch/grad_norm/lora_B"}
+    assert not [m for m in run.media if m["key"].startswith("watch/")]
 
 
 def test_rank_zero_config_is_logged_and_redacted(produced):

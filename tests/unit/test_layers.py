@@ -38,6 +38,16 @@ def test_the_shim_layer_imports_nothing_heavy():
     ("swanlab_autopatch.runs.commands", ("swanlab_autopatch.shim", "swanlab_autopatch.tracking",
                                          "wrapt")),
     ("swanlab_autopatch.config.flow", ("swanlab_autopatch.tracking", "swanlab", "wrapt")),
+    # The process boundary: the training side never loads the helper's code, and neither side
+    # needs SwanLab to talk over the channel.
+    ("swanlab_autopatch.tracking.helper_process", ("swanlab_autopatch.helper", "swanlab")),
+    ("swanlab_autopatch.channel", ("swanlab_autopatch.tracking", "swanlab_autopatch.helper",
+                                   "swanlab")),
+    ("swanlab_autopatch.helper.main", ("swanlab_autopatch.tracking.helper_process",
+                                       "swanlab_autopatch.tracking.callback", "transformers")),
+    # The helper's rules are pure; its notifier loads SwanLab's senders only when it has a channel.
+    ("swanlab_autopatch.helper.alerts", ("swanlab_autopatch.tracking", "swanlab", "pydantic")),
+    ("swanlab_autopatch.helper.notify", ("swanlab_autopatch.tracking", "swanlab", "pydantic")),
 ])
 def test_layers_do_not_reach_into_each_other(module, forbidden):
     modules = loaded_after(f"import {module}")
