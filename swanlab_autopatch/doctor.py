@@ -1,6 +1,7 @@
 """`swanlab-autopatch doctor`: examine an installation (``examine`` returns a report, tested
-as data) and print it (``render``). Nothing here imports Axolotl or torch: the patch targets
-are checked by reading Axolotl's source."""
+as data) and print it (``render``). Nothing here imports Axolotl, torch or SwanLab: the patch
+targets and the SwanLab internals this package uses are checked by reading their source files
+(sources.py), which takes well under a second where importing them takes many."""
 from __future__ import annotations
 
 import ast
@@ -23,6 +24,15 @@ class TargetCheck:
 
 
 @dataclass
+class InternalCheck:
+    key: str
+    state: str  # found | missing | changed | not in this version
+    dotted: str = ""  # the part missing or changed
+    detail: str = ""
+    lost: str = ""  # what does not work without it
+
+
+@dataclass
 class DoctorReport:
     version: str
     python: str
@@ -36,6 +46,7 @@ class DoctorReport:
     axolotl_support: str = ""  # tested / newer than tested (expected to work) / not supported
     swanlab_support: str = ""
     targets: list[TargetCheck] = field(default_factory=list)
+    internals: list[InternalCheck] = field(default_factory=list)
     api_key_source: Optional[str] = None  # where a key was found; never the key
     mode: Optional[str] = None
     mode_origin: str = ""
@@ -63,32 +74,17 @@ def startup_files() -> list[Path]:
 
 
 def check_target(target) -> TargetCheck:
-    """One target in the installed Axolotl, from its source (only parent packages are imported
-    to find the module)."""
-    import importlib.util
+    """One target in the installed Axolotl, from its source (nothing is imported)."""
+    from swanlab_autopatch import sources
 
     need = bool(target.required)
-    try:
-        spec = importlib.util.find_spec(target.module)
-    except Exception as exc:
-        return TargetCheck(target.dotted, need, "missing",
-                           f"module not importable ({type(exc).__name__})")
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        return TargetCheck(target.dotted, need, "missing", "module not found")
-    try:
-        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-    except (OSError, SyntaxError) as exc:
-        return TargetCheck(target.dotted, need, "unknown",
-                           f"cannot read source ({type(exc).__name__})")
-    scope: list[ast.AST] = list(tree.body)
-    for part in target.attr.split("."):
-        match = next((n for n in scope if isinstance(n, (ast.FunctionDef, ast.ClassDef,
-                                                         ast.AsyncFunctionDef))
-                      and n.name == part), None)
-        if match is None:
-            return TargetCheck(target.dotted, need, "missing",
-                               f"{part} not defined in {spec.origin}")
-        scope = list(getattr(match, "body", []))
+    found = sources.find(target.module, target.attr)
+    if found.file is None:
+        return TargetCheck(target.dotted, need, "missing", found.detail)
+    if not found.ok:
+        state = "unknown" if "cannot be read" in found.detail else "missing"
+        return TargetCheck(target.dotted, need, state, found.detail)
+    match = found.node
     params = getattr(target, "params", ())
     if params and isinstance(match, (ast.FunctionDef, ast.AsyncFunctionDef)):
         names = [a.arg for a in match.args.posonlyargs + match.args.args]
@@ -96,7 +92,25 @@ def check_target(target) -> TargetCheck:
             return TargetCheck(target.dotted, need, "changed",
                                f"parameters start with {', '.join(names) or 'nothing'}, "
                                f"not {', '.join(params)}")
-    return TargetCheck(target.dotted, need, "found", spec.origin)
+    return TargetCheck(target.dotted, need, "found", str(found.file))
+
+
+def check_internal(internal, version: Optional[str]) -> InternalCheck:
+    """One SwanLab internal of tracking/compat.py in the installed client, from its source."""
+    from swanlab_autopatch import sources
+    from swanlab_autopatch.versions import release
+
+    if release(version or "0") < internal.since:
+        return InternalCheck(internal.key, "not in this version", lost=internal.lost)
+    for part in internal.parts:
+        found = sources.find(part.module, part.attr)
+        if not found.ok:
+            return InternalCheck(internal.key, "missing", part.dotted, found.detail, internal.lost)
+        wrong = part.call and sources.call_problem(found.node, *part.call,
+                                                   method="." in part.attr)
+        if wrong:
+            return InternalCheck(internal.key, "changed", part.dotted, wrong, internal.lost)
+    return InternalCheck(internal.key, "found")
 
 
 def _startup_part(report: DoctorReport) -> None:
@@ -166,16 +180,25 @@ def _swanlab_part(report: DoctorReport) -> None:
 
 
 def swanlab_support(version: Optional[str]) -> str:
-    from swanlab_autopatch.versions import release
+    from swanlab_autopatch.tracking import compat
 
     if not version:
         return ""
-    have = release(version)[:2]
-    if have < (0, 8):
-        return "not supported (0.8.0 and later): upgrade swanlab"
-    if have > (0, 10):
-        return "newer than the tested clients (0.8 to 0.10): expected to work"
-    return "supported and tested (0.8, 0.9, 0.10)"
+    support = compat.client_support(version)
+    tested = compat.tested_range()
+    if support == "older":
+        return f"not supported ({compat.OLDEST_SWANLAB} and later): upgrade swanlab"
+    if support == "newer":
+        return f"newer than the tested clients ({tested}): expected to work"
+    return f"supported and tested ({tested})"
+
+
+def _internals_part(report: DoctorReport) -> None:
+    from swanlab_autopatch.tracking import compat
+
+    version = report.versions.get("swanlab")
+    if version:
+        report.internals = [check_internal(i, version) for i in compat.INTERNALS]
 
 
 def examine() -> DoctorReport:
@@ -191,6 +214,7 @@ def examine() -> DoctorReport:
             report.problems.append(f"{needed} is not installed")
     _axolotl_part(report)
     _swanlab_part(report)
+    _internals_part(report)
     return report
 
 
@@ -213,8 +237,7 @@ def render(report: DoctorReport) -> str:
     if not report.versions.get("axolotl"):
         lines.append("  Axolotl is not installed: nothing to patch.")
     else:
-        lines.append("  (checked by reading Axolotl's source; parent packages are imported to "
-                     "find it)")
+        lines.append("  (checked by reading Axolotl's source; nothing is imported)")
         for check in report.targets:
             need = "required" if check.required else "optional"
             lines.append(f"  {check.state:8} {check.dotted} [{need}]")
@@ -230,6 +253,7 @@ def render(report: DoctorReport) -> str:
         lines.append(f"  mode: {report.mode} ({report.mode_origin}); effective without a "
                      f"config: {report.effective_mode}")
         lines.append(f"  API host: {report.api_host}")
+    lines += _render_internals(report)
     lines.append("  dashboard (swanboard): " + (
         "installed, `swanlab watch` works for local runs" if report.dashboard
         else "not installed; pip install 'swanlab-autopatch[dashboard]'"))
@@ -240,3 +264,16 @@ def render(report: DoctorReport) -> str:
     else:
         lines.append("Everything needed is in place.")
     return "\n".join(lines)
+
+
+def _render_internals(report: DoctorReport) -> list[str]:
+    if not report.internals:
+        return []
+    gone = [c for c in report.internals if c.state in ("missing", "changed")]
+    found = sum(c.state == "found" for c in report.internals)
+    lines = [f"  client internals used (checked in its source): {found} found"
+             + (f", {len(gone)} not found or changed" if gone else "")]
+    for check in gone:
+        lines.append(f"    {check.state} {check.dotted}: {check.detail}")
+        lines.append(f"      so {check.lost}; tracking goes on without it")
+    return lines

@@ -16,6 +16,9 @@ _logger: logging.Logger | None = None
 _said: set[str] = set()
 
 
+_stream = None  # None: sys.stderr as it is when a message is written
+
+
 class _Stderr(logging.StreamHandler):
     """Resolve sys.stderr at emit time: tests and tools swap it after we start."""
 
@@ -23,8 +26,15 @@ class _Stderr(logging.StreamHandler):
         super().__init__(sys.stderr)
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr
+        self.stream = _stream or sys.stderr
         super().emit(record)
+
+
+def write_to(stream) -> None:
+    """Messages go to this stream from now on, whatever sys.stderr becomes (the helper
+    process, whose sys.stderr feeds the run's console record)."""
+    global _stream
+    _stream = stream
 
 
 def logger() -> logging.Logger:

@@ -3,9 +3,9 @@
 A value is secret when its key says so (api keys, tokens, secrets, passwords, credentials,
 webhook URLs), and everything below such a key is secret too. Under any other key a string is
 still cleaned: credentials in URLs (``https://user:pass@host``), secret query parameters
-(``?access_token=...``) and whole webhook URLs (Lark/Feishu, Slack, Discord, DingTalk, WeCom:
-the secret is part of the address). Tokenizer settings such as ``pad_token`` or ``eos_token``,
-and counts such as ``max_tokens``, are not secrets and are kept.
+(``?access_token=...``) and whole webhook URLs (Lark/Feishu, Slack, Discord, DingTalk, WeCom,
+Telegram's bot URLs: the secret is part of the address). Tokenizer settings such as
+``pad_token`` or ``eos_token``, and counts such as ``max_tokens``, are not secrets and are kept.
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ MASK = "***"
 
 _SECRET_KEY = re.compile(
     r"(api_?keys?|apikey|secret|secret_?key|access_?key|password|passwd|passphrase"
-    r"|(^|[_\-.])token|credentials?|authorization|bearer|private_?key|webhook_url|webhook)$",
+    r"|(^|[_\-.])token|credentials?|authorization|bearer|private_?key|webhook_url|webhook"
+    r"|bark_?key|device_?key)$",
     re.IGNORECASE,
 )
 # `<name>_token` keys that hold a tokenizer's special token, not a credential.
@@ -35,6 +36,7 @@ _SECRET_QUERY = re.compile(
     r"|password|passwd|auth|x-amz-signature|x-amz-credential|x-amz-security-token)=)"
     r"(?P<value>[^&;#\s'\"]+)", re.IGNORECASE)
 _HOOK_WORDS = frozenset({"hook", "hooks", "webhook", "webhooks"})
+_BOT_TOKEN_PATH = re.compile(r"/bot\d+:[\w-]+")  # Telegram's Bot API: the token is in the path
 
 
 def is_secret_key(key: Any) -> bool:
@@ -52,7 +54,8 @@ def _is_webhook(url: str) -> bool:
         return False
     segments = [s.lower() for s in parts.path.split("/") if s]
     return bool(_HOOK_WORDS & {label.lower() for label in labels}) or \
-        bool(_HOOK_WORDS & set(segments)) or "/robot/send" in parts.path.lower()
+        bool(_HOOK_WORDS & set(segments)) or "/robot/send" in parts.path.lower() or \
+        bool(_BOT_TOKEN_PATH.search(parts.path))
 
 
 def _clean_url(match: re.Match) -> str:

@@ -11,9 +11,10 @@ Usage:
     python tools/swanlab_server.py serve --port 0 --store DIR --api-key KEY [--api-key KEY2 ...]
                                          [--refuse-login] [--status CODE [--status-prefix P]
                                          [--status-count N]] [--delay S] [--hang-after-metrics N]
+                                         [--hang-after-point KEY[:STEP]] [--hang-prefix P]
                                          [--drop [--drop-prefix P] [--drop-count N]
                                          [--drop-when before|after]] [--faults JSON]
-                                         [--legacy-projects]
+                                         [--legacy-projects] [--public-cloud]
         Serves on 127.0.0.1 until killed; prints its base URL (one line) once it listens.
     python tools/swanlab_server.py dump --store DIR [--requests]
         Prints the JSON dump of the store (works while a server runs on it, or after).
@@ -220,6 +221,18 @@ def _rules(value: Any) -> List[Dict[str, Any]]:
     return out
 
 
+def _point_rule(value: Any) -> Optional[Dict[str, Any]]:
+    """hang_after_point's value: None (off), or {"key": str, "step": int >= 0 (default 1)}."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("key"), str) or not value["key"]:
+        raise ValueError('hang_after_point must be {"key": "<metric key>", "step": <int>} or null')
+    step = value.get("step", 1)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError("hang_after_point.step must be an integer >= 0")
+    return {"key": value["key"], "step": step}
+
+
 class Faults:
     """Fault switches; changed from the command line or at run time (POST /__standin__/faults).
 
@@ -232,12 +245,19 @@ class Faults:
                                      answered, requests under hang_prefix (default: every route)
                                      are accepted and never answered until the switch is cleared;
                                      then they are handled normally
+    hang_after_point: {"key": K, "step": S}
+                                     the same hold, once a scalar point of key K at a step >= S
+                                     (default 1) has been received since the switch was set: a
+                                     precondition a test can name ("the server has step 1 of the
+                                     loss, and nothing after it arrives") whatever order and
+                                     batches the client uploads in
     drop: rule or list of rules      {"prefix": "/api/house/metrics", "count": 1, "when": "before"}:
                                      read the request, then close the socket without any response;
                                      when "after": handle (store) it first, then close
     """
 
-    KEYS = ("refuse_login", "status", "delay", "delay_prefix", "hang_after_metrics", "hang_prefix", "drop")
+    KEYS = ("refuse_login", "status", "delay", "delay_prefix", "hang_after_metrics", "hang_after_point",
+            "hang_prefix", "drop")
 
     def __init__(self) -> None:
         self.cond = threading.Condition()
@@ -252,6 +272,8 @@ class Faults:
             self.delay = 0.0
             self.delay_prefix = "/"
             self.hang_after_metrics: Optional[int] = None
+            self.hang_after_point: Optional[Dict[str, Any]] = None
+            self._point_seen = False
             self.hang_prefix = "/"
             self._hang_base = 0
             self.drop: List[Dict[str, Any]] = []
@@ -262,6 +284,7 @@ class Faults:
         unknown = set(spec) - set(self.KEYS) - {"clear"}
         if unknown:
             raise ValueError(f"unknown fault switch(es): {sorted(unknown)}; known: {list(self.KEYS)}")
+        point = _point_rule(spec.get("hang_after_point"))  # checked before anything changes
         with self.cond:
             if spec.get("clear"):
                 self.clear()
@@ -277,6 +300,9 @@ class Faults:
                 n = spec["hang_after_metrics"]
                 self.hang_after_metrics = None if n is None else int(n)
                 self._hang_base = self.metric_uploads
+            if "hang_after_point" in spec:
+                self.hang_after_point = point
+                self._point_seen = False
             if "hang_prefix" in spec:
                 self.hang_prefix = spec["hang_prefix"] or "/"
             if "drop" in spec:
@@ -296,11 +322,14 @@ class Faults:
             return {
                 "refuse_login": self.refuse_login, "status": [dict(r) for r in self.status],
                 "delay": self.delay, "delay_prefix": self.delay_prefix,
-                "hang_after_metrics": self.hang_after_metrics, "hang_prefix": self.hang_prefix,
+                "hang_after_metrics": self.hang_after_metrics,
+                "hang_after_point": dict(self.hang_after_point) if self.hang_after_point else None,
+                "hang_prefix": self.hang_prefix,
                 "drop": [dict(r) for r in self.drop],
                 "counters": {"metric_uploads": self.metric_uploads,
                              "metric_uploads_since_hang_set": self.metric_uploads - self._hang_base,
-                             "requests_held_now": self.hung_now},
+                             "requests_held_now": self.hung_now,
+                             "holding": self._holding()},
             }
 
     @staticmethod
@@ -338,10 +367,14 @@ class Faults:
         with self.cond:
             return self.delay if self.delay and path.startswith(self.delay_prefix) else 0.0
 
+    def _holding(self) -> bool:
+        """Whether a stop-answering switch has taken effect (new requests under the prefix wait)."""
+        after_metrics = (self.hang_after_metrics is not None
+                         and self.metric_uploads - self._hang_base >= self.hang_after_metrics)
+        return after_metrics or (self.hang_after_point is not None and self._point_seen)
+
     def _hanging(self, path: str) -> bool:
-        return (self.hang_after_metrics is not None
-                and self.metric_uploads - self._hang_base >= self.hang_after_metrics
-                and path.startswith(self.hang_prefix))
+        return self._holding() and path.startswith(self.hang_prefix)
 
     def hold_if_hanging(self, path: str, stopping: threading.Event) -> bool:
         """Block while the hang switch applies to this path. True if the request was held."""
@@ -356,9 +389,16 @@ class Faults:
                 self.hung_now -= 1
             return True
 
-    def count_metric_upload(self) -> None:
+    def count_metric_upload(self, body: Dict[str, Any]) -> None:
+        """After an upload was stored: count it, and note the point hang_after_point waits for."""
         with self.cond:
             self.metric_uploads += 1
+            rule = self.hang_after_point
+            if rule is not None and body.get("type") == "scalar":
+                for m in body.get("metrics") or []:
+                    step = m.get("index") if isinstance(m, dict) else None
+                    if isinstance(step, int) and m.get("key") == rule["key"] and step >= rule["step"]:
+                        self._point_seen = True
             self.cond.notify_all()
 
 
@@ -383,8 +423,12 @@ Route = Tuple[str, "re.Pattern[str]", str, Callable[..., Response]]
 class App:
     """Routes, state changes and storage: what the real server does, as far as the client can tell."""
 
-    def __init__(self, store: Store, api_keys: List[str], faults: Faults, legacy_projects: bool = False):
+    def __init__(self, store: Store, api_keys: List[str], faults: Faults, legacy_projects: bool = False,
+                 public_cloud: bool = False):
         self.store = store
+        # SwanLab's public cloud does not store run.save files (docs.swanlab.cn/en/api/py-save:
+        # "private deployment only"); a private deployment says so at /api/self_hosted/info.
+        self.public_cloud = public_cloud
         self.api_keys = list(api_keys)
         self.faults = faults
         self.legacy_projects = legacy_projects
@@ -412,6 +456,8 @@ class App:
         # metrics, media, logs (sdk/internal/core_python/api/upload.py)
         r("POST", r"/api/house/metrics", "metrics.upload", self.metrics_upload)
         r("POST", r"/api/resources/presigned/put", "resources.presign", self.presign)
+        # what kind of deployment this is (swanlab/api/self_hosted.py, 0.10)
+        r("GET", r"/api/self_hosted/info", "self_hosted.info", self.self_hosted_info)
         # saved files (sdk/internal/core_python/api/save.py)
         r("POST", r"/api/experiment/(?P<id>[^/]+)/files/prepare", "files.prepare", self.files_prepare)
         r("POST", r"/api/experiment/(?P<id>[^/]+)/files/complete", "files.complete", self.files_complete)
@@ -662,7 +708,7 @@ class App:
         if not isinstance(body.get("metrics"), list):
             raise ApiError(400, "BAD_REQUEST", "metrics must be a list")
         self.store.event("metrics", body, experiment=exp, request_id=ctx.request_id)
-        self.faults.count_metric_upload()
+        self.faults.count_metric_upload(body)
         return Response(201, {})
 
     def _storage_url(self, kind: str, exp: str, path: str) -> str:
@@ -689,9 +735,23 @@ class App:
             raise ApiError(400, "BAD_REQUEST", f"{key} must be a list of objects with a path")
         return files
 
-    def files_prepare(self, ctx: "Ctx", id: str) -> Response:
+    def self_hosted_info(self, ctx: "Ctx") -> Response:
+        self.need_user(ctx)
+        if self.public_cloud:
+            raise ApiError(404, "NOT_FOUND", "not a self-hosted deployment")
+        return Response(200, {"enabled": True, "expired": False, "root": False, "plan": "free",
+                              "seats": 0})
+
+    def _files_accepted(self, ctx: "Ctx", id: str) -> None:
         self.need_user(ctx)
         self._need_exp(id)
+        if self.public_cloud:
+            self.store.event("files.refused", {"files": self._files(ctx)}, experiment=id,
+                             request_id=ctx.request_id)
+            raise ApiError(403, "FORBIDDEN", "saving files is only available on private deployments")
+
+    def files_prepare(self, ctx: "Ctx", id: str) -> Response:
+        self._files_accepted(ctx, id)
         files = self._files(ctx)
         self.store.event("files.prepare", {"files": files}, experiment=id, request_id=ctx.request_id)
         return Response(201, {"urls": [self._storage_url("files", id, f["path"]) for f in files]})
@@ -708,8 +768,7 @@ class App:
         return Response(201, {})
 
     def files_prepare_multipart(self, ctx: "Ctx", id: str) -> Response:
-        self.need_user(ctx)
-        self._need_exp(id)
+        self._files_accepted(ctx, id)
         files = self._files(ctx)
         out = []
         for f in files:
@@ -964,12 +1023,14 @@ class Server(ThreadingHTTPServer):
 
 
 def make_server(store_dir: Path, api_keys: List[str], port: int = 0, faults: Optional[Dict[str, Any]] = None,
-                legacy_projects: bool = False, host: str = "127.0.0.1") -> Tuple[Server, App, threading.Event]:
+                legacy_projects: bool = False, host: str = "127.0.0.1",
+                public_cloud: bool = False) -> Tuple[Server, App, threading.Event]:
     store = Store(Path(store_dir))
     fault_switches = Faults()
     if faults:
         fault_switches.update(faults)
-    app = App(store, api_keys, fault_switches, legacy_projects=legacy_projects)
+    app = App(store, api_keys, fault_switches, legacy_projects=legacy_projects,
+              public_cloud=public_cloud)
     stopping = threading.Event()
     handler = type("BoundHandler", (Handler,), {"app": app, "stopping": stopping})
     server = Server((host, port), handler)
@@ -979,8 +1040,9 @@ def make_server(store_dir: Path, api_keys: List[str], port: int = 0, faults: Opt
 
 
 def serve(store_dir: Path, api_keys: List[str], port: int = 0, faults: Optional[Dict[str, Any]] = None,
-          legacy_projects: bool = False) -> None:
-    server, app, stopping = make_server(store_dir, api_keys, port, faults, legacy_projects)
+          legacy_projects: bool = False, public_cloud: bool = False) -> None:
+    server, app, stopping = make_server(store_dir, api_keys, port, faults, legacy_projects,
+                                        public_cloud=public_cloud)
 
     def on_signal(signum: int, frame: Any) -> None:
         stopping.set()
@@ -1121,6 +1183,10 @@ def _dump_experiment(store: Store, e: sqlite3.Row) -> Dict[str, Any]:
         elif k == "files.complete_multipart":
             for f in p.get("files") or []:
                 files.setdefault(f["path"], {"name": f["path"], "prepares": 0})["state"] = "UPLOADED"
+        elif k == "files.refused":  # --public-cloud
+            for f in p.get("files") or []:
+                entry = files.setdefault(f["path"], {"name": f["path"], "prepares": 0})
+                entry.update({"state": "REFUSED", "declared_size": f.get("size"), "md5": f.get("md5")})
     for name, entry in files.items():
         row = store.latest_object("files", cuid, name)
         entry["size"] = row["size"] if row else None
@@ -1189,12 +1255,13 @@ class StandIn:
 
     def __init__(self, store_dir: Path, api_keys: Optional[List[str]] = None, faults: Optional[Dict[str, Any]] = None,
                  legacy_projects: bool = False, python: Optional[str] = None, startup_timeout: float = 30.0,
-                 extra_args: Optional[List[str]] = None):
+                 extra_args: Optional[List[str]] = None, public_cloud: bool = False):
         self.store_dir = Path(store_dir)
         self.extra_args = list(extra_args or [])
         self.api_keys = list(api_keys if api_keys is not None else ["standin-test-key"])
         self.faults = faults
         self.legacy_projects = legacy_projects
+        self.public_cloud = public_cloud
         self.python = python or sys.executable
         self.startup_timeout = startup_timeout
         self.proc: Optional[subprocess.Popen] = None
@@ -1217,6 +1284,8 @@ class StandIn:
             cmd += ["--faults", json.dumps(self.faults)]
         if self.legacy_projects:
             cmd.append("--legacy-projects")
+        if self.public_cloud:
+            cmd.append("--public-cloud")
         cmd += self.extra_args
         log = open(self.log_path, "ab")
         try:
@@ -1315,6 +1384,12 @@ def _faults_from_args(args: argparse.Namespace) -> Dict[str, Any]:
     if args.hang_after_metrics is not None:
         spec["hang_after_metrics"] = args.hang_after_metrics
         spec["hang_prefix"] = args.hang_prefix
+    if args.hang_after_point is not None:
+        key, sep, step = args.hang_after_point.rpartition(":")
+        if not sep or not step.isdigit():  # no ":STEP": the whole value is the key, step 1
+            key, step = args.hang_after_point, "1"
+        spec["hang_after_point"] = {"key": key, "step": int(step)}
+        spec["hang_prefix"] = args.hang_prefix
     if args.drop:
         rule = {"prefix": args.drop_prefix, "when": args.drop_when}
         if args.drop_count is not None:
@@ -1333,6 +1408,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     s.add_argument("--legacy-projects", action="store_true",
                    help="behave like a server before multi-view projects: no POST /api/projects/{owner}, "
                         "projects without 'version' (the client then uses the legacy column route)")
+    s.add_argument("--public-cloud", action="store_true",
+                   help="answer as SwanLab's public cloud: not a self-hosted deployment "
+                        "(/api/self_hosted/info 404) and run.save refused (files/prepare 403)")
     s.add_argument("--faults", help="fault switches as JSON (same keys as POST /__standin__/faults)")
     s.add_argument("--refuse-login", action="store_true", help="answer every login with 401")
     s.add_argument("--status", type=int, help="answer this HTTP status (e.g. 401, 500, 503) ...")
@@ -1342,6 +1420,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     s.add_argument("--delay-prefix", default="/", help="only for paths under this prefix")
     s.add_argument("--hang-after-metrics", type=int,
                    help="after N metric uploads, hold every request (under --hang-prefix) unanswered")
+    s.add_argument("--hang-after-point", metavar="KEY[:STEP]",
+                   help="once a scalar point of KEY at a step >= STEP (default 1) has arrived, hold every "
+                        "request (under --hang-prefix) unanswered")
     s.add_argument("--hang-prefix", default="/")
     s.add_argument("--drop", action="store_true", help="close the connection without a response ...")
     s.add_argument("--drop-prefix", default="/", help="... for paths under this prefix")
@@ -1355,7 +1436,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.cmd == "serve":
         if not args.api_key:
             parser.error("give at least one --api-key")
-        serve(args.store, args.api_key, args.port, _faults_from_args(args), args.legacy_projects)
+        serve(args.store, args.api_key, args.port, _faults_from_args(args), args.legacy_projects,
+              public_cloud=args.public_cloud)
         return 0
     json.dump(load_dump(args.store, requests=args.requests), sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")

@@ -113,10 +113,18 @@ def other_key_sources() -> list[str]:
     return found
 
 
-NO_KEY_WARNING = (
-    "SwanLab cloud mode enabled but no API key found. Ways out: (1) export "
-    "SWANLAB_API_KEY=your-api-key, (2) add `swanlab_api_key: your-api-key` to the config (less "
-    "secure), (3) run `swanlab login` once before training, (4) use `swanlab_mode: local` (or "
-    "offline) to track on this machine only. Without a key this run is recorded offline and "
-    "can be uploaded later with `swanlab sync`."
-)
+NO_KEY = "no API key"
+_no_key_said = False  # this process told the user already, when its config was loaded
+
+
+def no_key_warning(log_dir: str) -> str:
+    """The spec's warning, with where the run goes instead and the ways out, on one line."""
+    global _no_key_said
+    _no_key_said = True
+    return (f"SwanLab cloud mode enabled but no API key found; this run stays offline in "
+            f"{log_dir}. Fix: export SWANLAB_API_KEY=<key>, `swanlab login`, "
+            f"`swanlab_api_key: <key>` or swanlab_mode: local.")
+
+
+def no_key_said() -> bool:
+    return _no_key_said

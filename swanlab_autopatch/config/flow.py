@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, MutableMapping, Optional
 
 from swanlab_autopatch import log, rank
-from swanlab_autopatch.config import checks, credentials
+from swanlab_autopatch.config import checks, command_line, credentials
 from swanlab_autopatch.redact import mask, redact_yaml_text, register_secret
 from swanlab_autopatch.versions import module_available
 from swanlab_autopatch.errors import SwanLabConfigError
-from swanlab_autopatch.config.settings import SECRET_KEYS, ParseResult, given_keys, parse
+from swanlab_autopatch.config.settings import (ENV_FALLBACKS, SECRET_KEYS, ParseResult,
+                                               given_keys, parse)
 
 
 @dataclass
@@ -93,7 +94,9 @@ def drop_unloadable_plugin(cfg: MutableMapping[str, Any]) -> Optional[str]:
 
 def before_validate(cfg: MutableMapping[str, Any]) -> Record:
     """Parse the raw swanlab keys (raises SwanLabConfigError on bad input). The question of
-    Axolotl's own plugin is decided here once and kept in the record."""
+    Axolotl's own plugin is decided here once and kept in the record. The keys given on the
+    `axolotl` command line join the raw config first, exactly as YAML keys."""
+    command_line.apply(cfg)
     stand_down, entry = _upstream_state(cfg)
     if stand_down:
         return Record(result=None, stand_down=True)
@@ -164,7 +167,7 @@ def _remove_quietly(path: str) -> None:
 def ensure_parsed(cfg: MutableMapping[str, Any]) -> None:
     """For configs that reach normalize_config without our validate wrapper (Ray workers):
     parse what they carry so the builder finds settings."""
-    if record_for(cfg) is None and given_keys(cfg):
+    if record_for(cfg) is None and (given_keys(cfg) or command_line.given()):
         record = before_validate(cfg)
         after_validate(record, cfg)
 
@@ -176,9 +179,8 @@ def _prepare_ray_driver(cfg: MutableMapping[str, Any], settings: Any) -> rank.Ra
     through the environment they inherit. Returns the job's rank picture (world = workers)."""
     cfg.setdefault("swanlab_launch_dir", os.getcwd())
     exported = []
-    for key, variable in (("swanlab_api_key", "SWANLAB_API_KEY"),
-                          ("swanlab_lark_webhook_url", "SWANLAB_LARK_WEBHOOK_URL"),
-                          ("swanlab_lark_secret", "SWANLAB_LARK_SECRET")):
+    for key in SECRET_KEYS:  # the API key and every notification channel's secrets
+        variable = ENV_FALLBACKS.get(key, ("SWANLAB_API_KEY",))[0]
         value = settings.secret(key)
         if value and not os.environ.get(variable):
             os.environ[variable] = value
@@ -186,12 +188,28 @@ def _prepare_ray_driver(cfg: MutableMapping[str, Any], settings: Any) -> rank.Ra
     if exported and os.environ.get("RAY_ADDRESS"):
         log.warning(f"{', '.join(exported)} from the config cannot reach the workers of an "
                     "existing Ray cluster (RAY_ADDRESS is set): set SWANLAB_API_KEY (and the "
-                    "Lark variables) in the cluster's environment instead.")
+                    "notification variables, SWANLAB_<KEY>) in the cluster's environment "
+                    "instead.")
     try:
         workers = max(int(cfg.get("ray_num_workers") or 1), 1)
     except (TypeError, ValueError):
         workers = 1
     return rank.RankInfo(rank=0, world_size=workers, source="ray_num_workers")
+
+
+# SwanLab's public cloud keeps no run.save files (docs/swanlab-client-facts.md).
+_WHERE_FILES_GO = (": stored where the host keeps files (a private deployment; offline and local "
+                   "runs record them for `swanlab sync`); on SwanLab's public cloud, which does "
+                   "not, their path, size and SHA-256 are recorded in the run config instead.")
+
+
+def tracks_here(cfg: Any) -> bool:
+    """This process will track the run of this config: tracking on, not left to Axolotl's own
+    plugin, global rank 0."""
+    record = record_for(cfg)
+    if record is None or record.stand_down or record.result is None:
+        return False
+    return record.result.settings.tracking and rank.current().is_main
 
 
 def announce(cfg: MutableMapping[str, Any]) -> None:
@@ -238,13 +256,16 @@ def announce(cfg: MutableMapping[str, Any]) -> None:
             log.info(f"No SwanLab API key in the config, the environment or a saved login; "
                      f"SwanLab may find one in {', '.join(maybe)} when the run starts.")
         else:
-            log.warning(credentials.NO_KEY_WARNING)
+            from swanlab_autopatch.paths import default_log_dir
+
+            log.warning(credentials.no_key_warning(
+                settings.resolve(settings.swanlab_log_dir) or f"./{default_log_dir()}"))
     if settings.swanlab_log_model == "end":
-        log.info("swanlab_log_model: end: the final model files of output_dir are stored with "
-                 "the run when training ends (uploaded in the background in cloud mode).")
+        log.info("swanlab_log_model: end: the final model files of output_dir go to the run "
+                 "when training ends" + _WHERE_FILES_GO)
     elif settings.swanlab_log_model == "checkpoint":
-        log.info("swanlab_log_model: checkpoint: each checkpoint folder is stored with the run "
-                 "when it is saved (uploaded in the background in cloud mode).")
+        log.info("swanlab_log_model: checkpoint: each checkpoint folder goes to the run when it "
+                 "is saved" + _WHERE_FILES_GO)
     if settings.swanlab_lark_webhook_url and not settings.swanlab_lark_secret:
         log.warning("The Lark webhook has no secret configured (swanlab_lark_secret); anyone "
                     "with the URL can post to the group. Set a signing secret in Lark.")

@@ -8,13 +8,15 @@ before Axolotl loads a model, instead of costing a tracked run after hours of lo
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, Literal, Mapping, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
+from swanlab_autopatch.config import channels
 from swanlab_autopatch.errors import SwanLabConfigError
 from swanlab_autopatch.paths import LOG_DIR_VARS
 from swanlab_autopatch.redact import clean_text
@@ -34,18 +36,21 @@ PLUGIN_KEYS = (
     "swanlab_completion_log_interval", "swanlab_completion_max_buffer",
 )
 OWN_KEYS = ("swanlab_log_dir", "swanlab_tags", "swanlab_group", "swanlab_job_type",
+            "swanlab_watch", "swanlab_watch_interval",
             # Set by this package on a Ray driver (the folder relative paths mean); not a key
             # users write.
-            "swanlab_launch_dir")
+            "swanlab_launch_dir",
+            # Notification channels and alerts (config/channels.py).
+            *channels.CHANNEL_KEYS, *channels.ALERT_KEYS)
 # swanlab_log_model takes wandb_log_model's values (and the spec's booleans).
 LOG_MODEL_VALUES = ("false", "end", "checkpoint")
+WATCH_VALUES = ("false", "gradients", "parameters", "all")  # wandb_watch's values
 MAX_TAGS, MAX_TAG_LENGTH = 30, 512  # SwanLab 0.9.3 and later (older ones: compat.clamp_tags)
 KNOWN_KEYS = SPEC_KEYS + PLUGIN_KEYS + OWN_KEYS
-SECRET_KEYS = ("swanlab_api_key", "swanlab_lark_secret", "swanlab_lark_webhook_url")
+SECRET_KEYS = ("swanlab_api_key", *channels.CHANNEL_SECRETS)
 _SECRET_EXAMPLES = {
     "swanlab_api_key": "your-api-key (better: export SWANLAB_API_KEY=your-api-key)",
-    "swanlab_lark_secret": "your-signing-secret",
-    "swanlab_lark_webhook_url": "https://open.feishu.cn/open-apis/bot/v2/hook/...",
+    **channels.EXAMPLES,
 }
 
 # SwanLab's own environment variables that fill keys the YAML leaves out (the YAML wins).
@@ -62,13 +67,18 @@ ENV_FALLBACKS: dict[str, tuple[str, ...]] = {
     "swanlab_tags": ("SWANLAB_TAGS", "SWANLAB_EXPERIMENT_TAGS"),
     "swanlab_group": ("SWANLAB_GROUP", "SWANLAB_EXPERIMENT_GROUP"),
     "swanlab_job_type": ("SWANLAB_JOB_TYPE", "SWANLAB_EXPERIMENT_JOB_TYPE"),
-    "swanlab_lark_webhook_url": ("SWANLAB_LARK_WEBHOOK_URL",),
-    "swanlab_lark_secret": ("SWANLAB_LARK_SECRET",),
+    **channels.CHANNEL_ENV,  # the Lark keys and every other channel's: SWANLAB_<KEY>
 }
 
 _PROJECT_RE = re.compile(r"^[0-9a-zA-Z_\-+.]{1,100}$")
 _WORKSPACE_RE = re.compile(r"^[0-9a-zA-Z\-_]{1,25}$")
 _HOST_RE = re.compile(r"^(https?://)?[^\s/:@]+(:\d{1,5})?(/\S*)?$", re.I)
+_WEB_ADDRESS_RE = re.compile(r"^https?://[^\s/?#@]+(/\S*)?$", re.I)
+_SERVER_RE = re.compile(r"^https?://[^\s/?#@]+/?$", re.I)  # scheme://host[:port], no path
+_SMTP_HOST_RE = re.compile(r"^([a-z0-9.\-]+|[0-9a-f:]+)$", re.I)  # a name, IPv4 or IPv6
+_EMAIL_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+_CHAT_ID_RE = re.compile(r"^(-?\d+|@[a-z]\w{3,})$", re.I)
+_TELEGRAM_TOKEN_RE = re.compile(r"^\d+:[\w-]+$")
 
 
 def _describe(value: Any) -> str:
@@ -118,6 +128,53 @@ def _as_bool(key: str, value: Any) -> Optional[bool]:
                      f"Example: `{key}: true`")
 
 
+def _secret_shape(key: str, text: str) -> Optional[str]:
+    """Why a secret value cannot be right (without quoting it), or None."""
+    if key.endswith("_webhook_url") and not _WEB_ADDRESS_RE.match(text):
+        return f"{key} is not a web address (it must start with https:// and name a host)"
+    if key == "swanlab_dingtalk_secret" and not text.startswith("SEC"):
+        return ("swanlab_dingtalk_secret is not a DingTalk signing secret (those start with SEC: "
+                "the robot's security settings, 'Additional signature')")
+    if key == "swanlab_telegram_bot_token" and not _TELEGRAM_TOKEN_RE.match(text):
+        return (f"{key} is not a bot token (digits, a colon, then letters and digits, as "
+                "@BotFather gives it)")
+    if key == "swanlab_bark_key" and ("/" in text or ":" in text):
+        return (f"{key} is the device key only, not an address (the part after "
+                "https://api.day.app/; a self-hosted server goes in swanlab_bark_server)")
+    return None
+
+
+def _as_threshold(key: str, value: Any, default: float, above: float, example: str,
+                  what: str) -> Any:
+    """An alert threshold: a number above ``above``, false (off) or true (the default)."""
+    if value is None or value is True:
+        return default
+    if value is False or (isinstance(value, str) and value.strip().lower() in ("false", "off")):
+        return False
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or \
+            not math.isfinite(number) or number <= above:
+        raise ValueError(f"{key} must be {what} or false (off), got {_describe(value)}. "
+                         f"Example: `{key}: {example}`")
+    return float(number)
+
+
+def _as_choice(value: Any, values: tuple[str, ...], when_true: str) -> Optional[str]:
+    """A W&B-style choice: false (or unset) is "false", true is ``when_true``, text is matched
+    without case; None when the value is none of these."""
+    if value is None or value is False:
+        return "false"
+    normalized = value.strip().lower() if isinstance(value, str) else value
+    if value is True or normalized == "true":
+        return when_true
+    return normalized if normalized in values else None
+
+
 def _as_count(key: str, value: Any) -> Any:
     if value is None:
         return None
@@ -152,8 +209,29 @@ class SwanLabSettings(BaseModel):
     swanlab_log_completions: bool = True
     swanlab_completion_log_interval: int = 100
     swanlab_completion_max_buffer: int = 128
+    # Notifications and alerts (config/channels.py: what each channel needs).
+    swanlab_dingtalk_webhook_url: Optional[SecretStr] = None
+    swanlab_dingtalk_secret: Optional[SecretStr] = None
+    swanlab_wecom_webhook_url: Optional[SecretStr] = None
+    swanlab_slack_webhook_url: Optional[SecretStr] = None
+    swanlab_discord_webhook_url: Optional[SecretStr] = None
+    swanlab_telegram_bot_token: Optional[SecretStr] = None
+    swanlab_telegram_chat_id: Optional[str] = None
+    swanlab_bark_key: Optional[SecretStr] = None
+    swanlab_bark_server: Optional[str] = None
+    swanlab_email_sender: Optional[str] = None
+    swanlab_email_password: Optional[SecretStr] = None
+    swanlab_email_receiver: Optional[str] = None  # one address, or several joined by ", "
+    swanlab_email_smtp_server: Optional[str] = None  # None: SwanLab's sender's default
+    swanlab_email_smtp_port: Optional[int] = None
+    swanlab_notify_language: Literal["en", "zh"] = "en"
+    swanlab_alerts: bool = True
+    swanlab_alert_loss_spike: Union[Literal[False], float] = 3.0  # False: off
+    swanlab_alert_stall_minutes: Union[Literal[False], float] = 30.0
+    swanlab_watch: Literal["false", "gradients", "parameters", "all"] = "false"
+    swanlab_watch_interval: Optional[int] = None  # None: the Trainer's logging_steps
 
-    @field_validator("use_swanlab", "swanlab_log_completions", mode="before")
+    @field_validator("use_swanlab", "swanlab_log_completions", "swanlab_alerts", mode="before")
     @classmethod
     def _bools(cls, value: Any, info) -> Any:
         return _as_bool(info.field_name, value)
@@ -161,17 +239,11 @@ class SwanLabSettings(BaseModel):
     @field_validator("swanlab_log_model", mode="before")
     @classmethod
     def _log_model(cls, value: Any) -> Any:
-        if value is None or value is False:
-            return "false"
-        if value is True:
-            return "end"  # the final model, as wandb_log_model: true does
-        normalized = value.strip().lower() if isinstance(value, str) else value
-        if normalized == "true":
-            return "end"
-        if normalized not in LOG_MODEL_VALUES:
+        choice = _as_choice(value, LOG_MODEL_VALUES, "end")  # true: the final model, as W&B
+        if choice is None:
             raise ValueError(f"swanlab_log_model must be false, end (or true) or checkpoint, got "
                              f"{_describe(value)}. Example: `swanlab_log_model: end`")
-        return normalized
+        return choice
 
     @field_validator("swanlab_tags", mode="before")
     @classmethod
@@ -205,8 +277,17 @@ class SwanLabSettings(BaseModel):
                              f"{MAX_TAGS}. Remove some.")
         return tuple(tags) or None
 
+    @field_validator("swanlab_watch", mode="before")
+    @classmethod
+    def _watch(cls, value: Any) -> Any:
+        choice = _as_choice(value, WATCH_VALUES, "gradients")  # true: wandb.watch's default
+        if choice is None:
+            raise ValueError(f"swanlab_watch must be false, gradients, parameters or all, got "
+                             f"{_describe(value)}. Example: `swanlab_watch: all`")
+        return choice
+
     @field_validator("swanlab_completion_log_interval", "swanlab_completion_max_buffer",
-                     mode="before")
+                     "swanlab_watch_interval", mode="before")
     @classmethod
     def _counts(cls, value: Any, info) -> Any:
         return _as_count(info.field_name, value)
@@ -285,8 +366,7 @@ class SwanLabSettings(BaseModel):
             return os.path.join(self.swanlab_launch_dir, path)
         return path
 
-    @field_validator("swanlab_api_key", "swanlab_lark_secret", "swanlab_lark_webhook_url",
-                     mode="before")
+    @field_validator(*SECRET_KEYS, mode="before")
     @classmethod
     def _secret(cls, value: Any, info) -> Any:
         if isinstance(value, SecretStr):
@@ -301,7 +381,91 @@ class SwanLabSettings(BaseModel):
             raise ValueError(f"{info.field_name} must be text, got a number too large to "
                              f"use. Example: `{info.field_name}: "
                              f"{_SECRET_EXAMPLES[info.field_name]}`") from None
+        why = _secret_shape(info.field_name, text) if text else None
+        if why:
+            raise ValueError(f"{why}. Example: `{info.field_name}: "
+                             f"{_SECRET_EXAMPLES[info.field_name]}`")
         return text or None
+
+    @field_validator("swanlab_telegram_chat_id", mode="before")
+    @classmethod
+    def _chat_id(cls, value: Any, info) -> Any:
+        text = _as_text(info.field_name, value, "123456789")  # YAML reads the id as a number
+        if text is not None and not _CHAT_ID_RE.match(text):
+            raise ValueError(f"swanlab_telegram_chat_id {_describe(text)} is not a chat id (a "
+                             "number, negative for groups, or @channel_name). Example: "
+                             "`swanlab_telegram_chat_id: 123456789`")
+        return text
+
+    @field_validator("swanlab_email_sender", "swanlab_email_receiver", mode="before")
+    @classmethod
+    def _addresses(cls, value: Any, info) -> Any:
+        key = info.field_name
+        several = key == "swanlab_email_receiver" and isinstance(value, (str, list, tuple))
+        items = (value.split(",") if isinstance(value, str) else list(value)) if several \
+            else [value]
+        addresses = [a for a in (_as_text(key, item, "me@example.com") for item in items) if a]
+        for address in addresses:
+            if not _EMAIL_RE.match(address):
+                raise ValueError(f"{key}: {_describe(address)} is not an email address. "
+                                 f"Example: `{key}: me@example.com`")
+        return ", ".join(addresses) or None
+
+    @field_validator("swanlab_email_smtp_server", mode="before")
+    @classmethod
+    def _smtp_server(cls, value: Any) -> Any:
+        text = _as_text("swanlab_email_smtp_server", value, "smtp.gmail.com")
+        if text is not None and not _SMTP_HOST_RE.match(text):
+            raise ValueError(f"swanlab_email_smtp_server {_describe(text)} is not a host name "
+                             "(no scheme, no path; the port goes in swanlab_email_smtp_port). "
+                             "Example: `swanlab_email_smtp_server: smtp.gmail.com`")
+        return text
+
+    @field_validator("swanlab_email_smtp_port", mode="before")
+    @classmethod
+    def _smtp_port(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().isdigit():  # from the environment
+            value = int(value.strip())
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 1 <= value <= 65535):
+            raise ValueError(f"swanlab_email_smtp_port must be a port number (1 to 65535), got "
+                             f"{_describe(value)}. Example: `swanlab_email_smtp_port: 587` "
+                             "(STARTTLS; 465 for SSL)")
+        return value
+
+    @field_validator("swanlab_bark_server", mode="before")
+    @classmethod
+    def _bark_server(cls, value: Any) -> Any:
+        text = _as_text("swanlab_bark_server", value, "https://api.day.app")
+        if text is not None and not _SERVER_RE.match(text):
+            # Not quoted: a server address copied from the Bark app ends with the device key.
+            raise ValueError("swanlab_bark_server is the Bark server's address only, without a "
+                             "path (the device key goes in swanlab_bark_key). Example: "
+                             "`swanlab_bark_server: https://api.day.app`")
+        return text.rstrip("/") if text else text
+
+    @field_validator("swanlab_notify_language", mode="before")
+    @classmethod
+    def _language(cls, value: Any) -> Any:
+        normalized = value.strip().lower() if isinstance(value, str) else value
+        if normalized is None:
+            return "en"
+        if normalized not in ("en", "zh"):
+            raise ValueError(f"swanlab_notify_language must be en or zh, got "
+                             f"{_describe(value)}. Example: `swanlab_notify_language: zh`")
+        return normalized
+
+    @field_validator("swanlab_alert_loss_spike", mode="before")
+    @classmethod
+    def _loss_spike(cls, value: Any) -> Any:
+        return _as_threshold("swanlab_alert_loss_spike", value, 3.0, 1.0, "3",
+                             "a factor above 1 (the loss against the median of its recent values)")
+
+    @field_validator("swanlab_alert_stall_minutes", mode="before")
+    @classmethod
+    def _stall_minutes(cls, value: Any) -> Any:
+        return _as_threshold("swanlab_alert_stall_minutes", value, 30.0, 0.0, "30",
+                             "a number of minutes above 0 (fractions allowed)")
 
     # -- derived -------------------------------------------------------------------------
 
@@ -416,5 +580,8 @@ def parse(cfg: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Parse
             "swanlab_project",
             "SwanLab enabled but 'swanlab_project' is not set. Add `swanlab_project: "
             "my-project` to the config, or set `use_swanlab: false`.")
+    incomplete = channels.incomplete(settings) if settings.use_swanlab else None
+    if incomplete:  # a secret without its webhook, a bot token without its chat...
+        raise SwanLabConfigError(*incomplete)
     return ParseResult(settings=settings, given=given, from_env=from_env, typos=typos,
                        auto_enabled=auto_enabled, explicitly_disabled=explicitly_disabled)

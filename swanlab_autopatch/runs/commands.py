@@ -9,12 +9,13 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 from swanlab_autopatch.runs.reader import (DecoderUnavailable, RunReadError, RunRecord, find_runs,
-                                      higher_is_better, read_run)
+                                           goal, read_run)
 from swanlab_autopatch.paths import default_log_dir
 from swanlab_autopatch.redact import redact
 
@@ -193,26 +194,69 @@ class _AbsentType:
 
 _Absent = _AbsentType()
 
+# The run config repeats values (tracking/run_config.py): the hyperparameter columns at the top
+# level, then groups that copy keys of Axolotl's config and of the Trainer's arguments. A value
+# is compared and shown once, under its own name.
+FOLDED_GROUPS = ("training", "model", "parallel", "axolotl", "trainer_args")
 
-def config_differences(runs: Sequence[RunRecord]) -> tuple[dict[str, list[Any]], int]:
-    """({dotted key: [value per run, or _Absent]}, number of keys equal in every run).
 
-    Values are redacted (redact.redact) before they are compared or shown."""
+@dataclass
+class ConfigRow:
+    """One config value across runs, standing for every copy of it in the run config."""
+
+    key: str  # the name shown: the key itself, or the dotted key where copies disagree
+    values: list[Any]  # per run: the value (redacted), or _Absent
+    copies: list[str]  # the dotted keys of the run config folded into this row
+
+    @property
+    def differs(self) -> bool:
+        return len({_fingerprint(v) for v in self.values}) > 1
+
+
+def _fingerprint(value: Any) -> str:
+    if value is _Absent:
+        return "\0absent"
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+def _base(dotted: str) -> str:
+    """`axolotl.learning_rate` -> `learning_rate`; keys outside the folded groups as they are."""
+    head, _, rest = dotted.partition(".")
+    return rest if rest and head in FOLDED_GROUPS else dotted
+
+
+def _first(flat: dict[str, Any], copies: list[str]) -> Any:
+    return next((flat[c] for c in copies if c in flat), _Absent)
+
+
+def config_rows(runs: Sequence[RunRecord]) -> list[ConfigRow]:
+    """Every config value of the runs once, in the run config's order (the hyperparameter
+    columns first). Copies of a key are folded into one row when they agree within every run;
+    copies that do not (the top-level `base_model` is a short name, Axolotl's a path) keep
+    their own rows. Values are redacted (redact.redact) before they are compared or shown."""
     flat = [flatten(redact(run.config)) for run in runs]
-    keys: list[str] = []
+    by_base: dict[str, list[str]] = {}
     for f in flat:
-        keys.extend(k for k in f if k not in keys)
-    differ: dict[str, list[Any]] = {}
-    same = 0
-    for key in keys:
-        values = [f.get(key, _Absent) for f in flat]
-        shown = {json.dumps(v, default=str, sort_keys=True) if v is not _Absent else "\0absent"
-                 for v in values}
-        if len(shown) > 1:
-            differ[key] = values
-        else:
-            same += 1
-    return differ, same
+        for key in f:
+            copies = by_base.setdefault(_base(key), [])
+            if key not in copies:
+                copies.append(key)
+    rows = []
+    for base, copies in by_base.items():
+        classes: list[list[str]] = []
+        for copy in copies:
+            for members in classes:
+                if all(copy not in f or _first(f, members) is _Absent
+                       or _fingerprint(f[copy]) == _fingerprint(_first(f, members))
+                       for f in flat):
+                    members.append(copy)
+                    break
+            else:
+                classes.append([copy])
+        for members in classes:
+            name = base if len(classes) == 1 or members[0] == base else members[0]
+            rows.append(ConfigRow(name, [_first(f, members) for f in flat], members))
+    return rows
 
 
 def _labels(runs: Sequence[RunRecord]) -> list[str]:
@@ -253,36 +297,45 @@ def resolve_run(spec: str, log_dir: str) -> RunRecord:
                        + ", ".join(m.name for m in matches))
 
 
-def _default_metrics(runs: Sequence[RunRecord]) -> list[str]:
+# What `compare` shows without --metric or --all: loss, eval loss and learning rate (each name
+# any run logged, in this order).
+DEFAULT_METRICS = ("train/loss", "loss", "eval/loss", "eval_loss", "train/learning_rate",
+                   "learning_rate")
+
+
+def logged_metrics(runs: Sequence[RunRecord]) -> list[str]:
     keys: list[str] = []
     for run in runs:
         keys.extend(k for k in run.scalars if k not in keys)
     return sorted(keys)
 
 
-def _plot_metrics(runs: Sequence[RunRecord], requested: Optional[list[str]]) -> list[str]:
+def chosen_metrics(runs: Sequence[RunRecord], requested: Optional[list[str]],
+                   every: bool) -> list[str]:
+    """--metric names as given, every logged metric with --all, else the default ones."""
     if requested:
-        return requested
-    for key in LOSS_KEYS:
-        if any(run.scalars.get(key) for run in runs):
-            return [key]
-    return [LOSS_KEYS[0]]
+        return list(dict.fromkeys(requested))
+    logged = logged_metrics(runs)
+    if every:
+        return logged
+    return [key for key in DEFAULT_METRICS if key in logged]
 
 
 def _import_matplotlib():
-    """(Figure, FigureCanvasAgg), or ImportError."""
+    """(Figure, FigureCanvasAgg, MaxNLocator), or ImportError."""
     import matplotlib  # noqa: F401  (first: a missing package fails here)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-    return Figure, FigureCanvasAgg
+    return Figure, FigureCanvasAgg, MaxNLocator
 
 
 def plot_figure(runs: Sequence[RunRecord], metrics: Sequence[str],
                 labels: Optional[Sequence[str]] = None, title: Optional[str] = None):
     """A matplotlib Figure (Agg canvas, no pyplot state): one axes per metric, one line per
     run that logged it, x = step, y = value. Raises ImportError without matplotlib."""
-    Figure, FigureCanvasAgg = _import_matplotlib()
+    Figure, FigureCanvasAgg, MaxNLocator = _import_matplotlib()
     labels = list(labels) if labels else _labels(runs)
     labels = [label if run.state == "finished" and not run.problems
               else f"{label} [{run.state}{' !' if run.problems else ''}]"
@@ -299,6 +352,7 @@ def plot_figure(runs: Sequence[RunRecord], metrics: Sequence[str],
                     marker="o" if len(points) <= 30 else None, markersize=3, linewidth=1.5)
         ax.set_title(key)
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
         ax.set_ylabel(key)
         ax.grid(True, alpha=0.3)
         if ax.get_lines():
@@ -330,15 +384,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 1
 
     labels = _labels(runs)
-    metrics = args.metric or _default_metrics(runs)
-    differ, same = config_differences(runs)
+    metrics = chosen_metrics(runs, args.metric, args.all)
+    others = [k for k in logged_metrics(runs) if k not in metrics]
+    rows = config_rows(runs)
 
     plot_path: Optional[Path] = None
     fig = None
     if args.plot:
         plot_path = Path(args.plot)
         try:
-            fig = plot_figure(runs, _plot_metrics(runs, args.metric), labels)
+            fig = plot_figure(runs, metrics or [LOSS_KEYS[0]], labels)
         except ImportError:
             _error(f"--plot needs matplotlib: {PLOT_INSTALL_HINT}")
             return 1
@@ -353,71 +408,119 @@ def cmd_compare(args: argparse.Namespace) -> int:
             return 1
 
     if args.json:
-        print(json.dumps(compare_json(runs, labels, metrics, differ, plot_path), indent=2,
+        print(json.dumps(compare_json(runs, labels, metrics, others, rows, plot_path), indent=2,
                          default=str))
     else:
-        print(format_compare(runs, labels, metrics, differ, same))
+        print(format_compare(runs, labels, metrics, others, rows, chosen=bool(args.metric)))
         if plot_path is not None:
             print(f"\nPlot written to {plot_path}")
     return 0 if any(r.records or r.config for r in runs) else 1
 
 
-def compare_json(runs, labels, metrics, differ, plot_path) -> dict[str, Any]:
+def _json_value(value: Any) -> Any:
+    return None if value is _Absent else value
+
+
+def compare_json(runs, labels, metrics, others, rows, plot_path) -> dict[str, Any]:
+    differ = [row for row in rows if row.differs]
     return {
         "runs": [dict(run_summary(r), label=label) for r, label in zip(runs, labels)],
-        "config_differences": {
-            key: [None if v is _Absent else v for v in values] for key, values in differ.items()},
+        "config_differences": {row.key: [_json_value(v) for v in row.values] for row in differ},
+        "config_copies": {row.key: row.copies for row in differ},
+        "config_same": len(rows) - len(differ),
         "metrics": {
             key: {
-                "goal": "max" if higher_is_better(key) else "min",
+                "goal": goal(key),
                 "runs": [{"label": label, "last": _json_point(r.last(key)),
-                          "best": _json_point(r.best(key)), "points": len(r.series(key))}
+                          "best": _json_point(r.best(key)) if goal(key) else None,
+                          "points": len(r.series(key))}
                          for r, label in zip(runs, labels)],
             } for key in metrics},
+        "other_metrics": others,
         "plot": str(plot_path) if plot_path else None,
     }
 
 
-def format_compare(runs, labels, metrics, differ, same) -> str:
+def _config_section(runs: Sequence[RunRecord], rows: list[ConfigRow]) -> list[str]:
+    if len(runs) < 2:
+        return ["Config: only one run given, nothing to compare."]
+    differ = [row for row in rows if row.differs]
+    same = len(rows) - len(differ)
+    if not differ:
+        return [f"Config: all {same} values are the same (secrets masked)."]
+    out = [f"Config: {len(differ)} differ{'s' if len(differ) == 1 else ''}, {same} the same "
+           "(secrets masked)"]
+    table = [[row.key] + [MISSING if v is _Absent else _short(_show(v)) for v in row.values]
+             for row in differ]
+    out.append(_table(["KEY"] + [f"[{i}]" for i in range(1, len(runs) + 1)], table, "  "))
+    return out
+
+
+_DIRECTION = {"min": "lower is better", "max": "higher is better", None: "no better direction"}
+
+
+def _winner(runs: Sequence[RunRecord], key: str, direction: Optional[str]) -> Optional[int]:
+    """The index of the one run with the best value of a metric (None on a tie, for fewer
+    than two runs that logged it, or for a metric with no better direction)."""
+    if direction is None:
+        return None
+    bests = [(i, run.best(key)) for i, run in enumerate(runs)]
+    bests = [(i, b[1]) for i, b in bests if b is not None and not math.isnan(b[1])]
+    if len(bests) < 2:
+        return None
+    top = (max if direction == "max" else min)(v for _, v in bests)
+    holders = [i for i, v in bests if v == top]
+    return holders[0] if len(holders) == 1 else None
+
+
+def _metrics_section(runs, metrics, others, chosen: bool) -> list[str]:
+    if not metrics:
+        if others:
+            return [f"Metrics: none of loss, eval loss or learning rate was logged; "
+                    f"{len(others)} others were (--all shows them, --metric NAME picks one)."]
+        return ["Metrics: no run logged any metric."]
+    if chosen:
+        head = "Metrics"
+    elif others:
+        head = f"Metrics ({len(others)} more logged: --all shows them, --metric NAME picks one)"
+    else:
+        head = "Metrics"
+    out = [head]
+    for key in metrics:
+        direction = goal(key)
+        out.append(f"  {key} ({_DIRECTION[direction]})")
+        winner = _winner(runs, key, direction)
+        rows = []
+        for i, run in enumerate(runs):
+            last, best = run.last(key), run.best(key)
+            if last is None:
+                rows.append([f"[{i + 1}]", "not logged"])
+                continue
+            row = [f"[{i + 1}]", _num(last[1]), str(last[0])]
+            if direction is not None:
+                row += [_num(best[1]) if best else MISSING, str(best[0]) if best else MISSING]
+                row.append("best" if i == winner else "")
+            rows.append(row)
+        headers = ["", "LAST", "@STEP"] + (["BEST", "@STEP", ""] if direction else [])
+        width = len(headers)
+        out.append(_table(headers, [r + [""] * (width - len(r)) for r in rows], "    "))
+    return out
+
+
+def format_compare(runs, labels, metrics, others, rows, chosen: bool = False) -> str:
     out = ["Runs"]
-    rows = []
+    table = []
     for i, (run, label) in enumerate(zip(runs, labels), 1):
-        rows.append([f"[{i}]", label, run.project or MISSING,
-                     run.state + (" !" if run.problems else ""), str(run.steps), str(run.path)])
-    out.append(_table(["", "RUN", "PROJECT", "STATE", "STEPS", "FOLDER"], rows, "  "))
+        table.append([f"[{i}]", label, run.project or MISSING,
+                      run.state + (" !" if run.problems else ""), str(run.steps), str(run.path)])
+    out.append(_table(["", "RUN", "PROJECT", "STATE", "STEPS", "FOLDER"], table, "  "))
     for i, run in enumerate(runs, 1):
         for problem in run.problems:
             out.append(f"  ! [{i}] {problem}")
-
     out.append("")
-    if len(runs) < 2:
-        out.append("Config: only one run given, nothing to compare.")
-    elif not differ:
-        out.append(f"Config: all {same} keys are the same.")
-    else:
-        out.append(f"Config differences ({len(differ)} differ, {same} same; secrets masked)")
-        rows = [[key] + [MISSING if v is _Absent else _short(_show(v)) for v in values]
-                for key, values in differ.items()]
-        out.append(_table(["KEY"] + [f"[{i}]" for i in range(1, len(runs) + 1)], rows, "  "))
-
+    out.extend(_config_section(runs, rows))
     out.append("")
-    if not metrics:
-        out.append("Metrics: no run logged any metric.")
-    else:
-        out.append("Metrics (best = lowest; highest for acc/reward/score-like keys)")
-        for key in metrics:
-            goal = "max" if higher_is_better(key) else "min"
-            out.append(f"  {key} (best = {goal})")
-            rows = []
-            for i, run in enumerate(runs, 1):
-                last, best = run.last(key), run.best(key)
-                if last is None:
-                    rows.append([f"[{i}]", "not logged", "", "", ""])
-                    continue
-                rows.append([f"[{i}]", _num(last[1]), str(last[0]),
-                             _num(best[1]) if best else MISSING,
-                             str(best[0]) if best else MISSING])
-            out.append(_table(["", "LAST", "@STEP", "BEST", "@STEP"], rows, "    "))
+    out.extend(_metrics_section(runs, metrics, others, chosen))
     return "\n".join(out)
 
 
@@ -436,15 +539,18 @@ def add_commands(subparsers) -> None:
 
     compare = subparsers.add_parser(
         "compare", help="compare runs: config differences, last/best metrics, optional plot",
-        description="Compare SwanLab runs read from disk: the config keys that differ and, "
-                    "per metric, the last value and the best value with its step.")
+        description="Compare SwanLab runs read from disk: the config values that differ (each "
+                    "once) and, for the loss, eval loss and learning rate, the last value and "
+                    "the best value with its step.")
     compare.add_argument("runs", nargs="+", metavar="RUN",
                          help="a run folder, or a run id (or id prefix) in the log folder")
     compare.add_argument("--log-dir", metavar="DIR",
                          help="where to look up run ids (default: $SWANLAB_LOG_DIR or ./swanlog)")
     compare.add_argument("--metric", action="extend", nargs="+", metavar="KEY",
-                         help="metrics to show (default: every metric logged; "
-                              "for --plot: train/loss)")
+                         help="metrics to show and plot (default: loss, eval loss and "
+                              "learning rate)")
+    compare.add_argument("--all", action="store_true",
+                         help="show and plot every metric the runs logged")
     compare.add_argument("--plot", metavar="FILE.png",
                          help="also draw the metrics over steps into this PNG (needs matplotlib)")
     compare.add_argument("--json", action="store_true", help="print JSON instead")

@@ -49,7 +49,7 @@ FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 # The checksum of a chunk is CRC-32 over its type byte followed by its data.
 _CRC_SEED = {t: zlib.crc32(bytes([t])) for t in (FULL, FIRST, MIDDLE, LAST)}
 
-SUPPORTED_SWANLAB = "swanlab>=0.8,<0.11"
+SUPPORTED_SWANLAB = "swanlab 0.8.0 or later"
 SYSTEM_PREFIX = "__swanlab__."      # hardware monitor metrics (cpu, memory, gpu ...)
 _RUN_STATES = {0: "running", 1: "finished", 2: "crashed", 3: "aborted"}
 _FOLDER_NAME = re.compile(r"^run-(?P<time>\d{8}_\d{6})-(?P<id>.+)$")
@@ -64,6 +64,15 @@ _HIGHER_IS_BETTER = frozenset({
 })
 
 
+# Rates: more work per unit of time is better (`train/tokens/train_per_sec_per_gpu`,
+# `eval/samples_per_second`, `throughput`, `tokens/s`).
+_THROUGHPUT = re.compile(r"per_?sec|per_?second|per_s\b|throughput"
+                         r"|\b(it|toks?|tokens?|samples?|steps?)/s(ec)?\b")
+# Values with no better direction: schedules and counts of what was done.
+_NO_BETTER = re.compile(r"(^|[/._])(learning_rate|lr|epoch|total_flos|flos|global_step|step)$"
+                        r"|tokens/(total|trainable)$|(^|[/._])num_tokens$")
+
+
 class RunReadError(Exception):
     """The path is not a SwanLab run folder (or does not exist)."""
 
@@ -74,10 +83,22 @@ class DecoderUnavailable(RuntimeError):
 
 def higher_is_better(key: str) -> bool:
     """Whether ``best(key)`` takes the maximum: the key has a word such as acc, accuracy,
-    reward(s), score, f1, bleu, rouge, precision, recall or auc. Everything else is
+    reward(s), score, f1, bleu, rouge, precision, recall or auc, or it is a throughput
+    (`*per_sec*`, `*per_second*`, `*throughput*`, tokens per second). Everything else is
     minimised (loss, ppl, runtime, grad_norm ...)."""
-    words = re.split(r"[^a-z0-9@]+", key.lower())
+    lowered = key.lower()
+    if _THROUGHPUT.search(lowered):
+        return True
+    words = re.split(r"[^a-z0-9@]+", lowered)
     return any(word in _HIGHER_IS_BETTER for word in words)
+
+
+def goal(key: str) -> Optional[str]:
+    """"max", "min", or None for a value that follows a schedule or counts what was done
+    (learning rate, epoch, FLOPs, token counts): no run is better for having more of it."""
+    if _NO_BETTER.search(key.lower()):
+        return None
+    return "max" if higher_is_better(key) else "min"
 
 
 @dataclass
@@ -165,8 +186,10 @@ class _Stop(Exception):
 
 
 def _record_class():
+    from swanlab_autopatch.tracking import compat
+
     try:
-        from swanlab.proto.swanlab.record.v1.record_pb2 import Record
+        Record = compat.record_class()
     except Exception as exc:  # ImportError, or protobuf runtime/version errors
         try:
             from importlib.metadata import version

@@ -52,6 +52,8 @@ class Target(namedtuple("Target", "key module attr wrapper versions required pur
 
 _BUILDER_OLD = "axolotl.core.trainer_builder"  # up to 0.9.x
 _BUILDER_NEW = "axolotl.core.builders.base"  # 0.10.0 and later
+_NO_CLI_OPTIONS = ("`axolotl train ... --swanlab_project=x` and the other swanlab options on the "
+                   "command line stop with an error: put the keys into the YAML")
 
 TARGETS: tuple[Target, ...] = (
     Target("validate_config", "axolotl.utils.config", "validate_config",
@@ -86,6 +88,16 @@ TARGETS: tuple[Target, ...] = (
     Target("train", "axolotl.train", "train", "around_train", ">=0.8.0", False,
            "swanlab_log_model: end stores the final model at process exit instead",
            ("cfg", "dataset_meta")),
+    # The options of `axolotl train` and the other config commands, built from Axolotl's
+    # schema when axolotl.cli.main is imported: the swanlab keys join them (config/command_line.py).
+    Target("cli_options", "axolotl.cli.utils", "add_options_from_config",
+           "around_config_options", ">=0.8.0,<0.12.0", False, _NO_CLI_OPTIONS,
+           ("config_class",)),
+    Target("cli_options", "axolotl.cli.utils.args", "add_options_from_config",
+           "around_config_options", ">=0.12.0", False, _NO_CLI_OPTIONS, ("config_class",)),
+    # 0.18+: the commands take options precomputed from the schema (AXOLOTL_CONFIG_CLI_OPTIONS).
+    Target("cli_precomputed_options", "axolotl.cli.utils.args", "add_options_from_config_options",
+           "around_config_options", ">=0.18.0", False, _NO_CLI_OPTIONS, ("options",)),
     # generate_samples (0.15+): the samples Axolotl prints and hands to W&B.
     Target("log_samples", "axolotl.utils.callbacks.generation", "SFTGenerationCallback._log_samples",
            "around_log_samples", ">=0.15.0", False,

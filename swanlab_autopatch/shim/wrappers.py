@@ -99,6 +99,10 @@ def around_load_cfg(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> A
         from swanlab_autopatch.config import flow as config_flow
 
         config_flow.announce(cfg)
+        if config_flow.tracks_here(cfg):  # the run's console starts here, not at train begin
+            from swanlab_autopatch.tracking import helper_process
+
+            helper_process.capture_console_early()
     return cfg
 
 
@@ -130,12 +134,19 @@ def around_post_trainer_create(wrapped: Any, instance: Any, args: tuple, kwargs:
 
         trainer = _first(args, kwargs, "trainer")
         if trainer is not None:
-            trainer_hooks.after_trainer(trainer)
+            trainer_hooks.after_trainer(trainer, builder=instance)
     return callbacks
 
 
 def around_train(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    result = wrapped(*args, **kwargs)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:  # after the Trainer, saving the model failed (or was stopped)
+        with contained("train"):
+            from swanlab_autopatch.tracking import trainer_hooks
+
+            trainer_hooks.job_failed(exc)
+        raise
     with contained("train"):
         from swanlab_autopatch.tracking import trainer_hooks
 
@@ -153,3 +164,18 @@ def around_log_samples(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -
         trainer_hooks.log_samples(samples, step)
     return result
 
+
+def around_config_options(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Axolotl's builder of its config options (add_options_from_config and the precomputed
+    variant) returns a decorator for a click command: ours adds the swanlab options too."""
+    decorator = wrapped(*args, **kwargs)
+
+    def with_swanlab_options(function: Any) -> Any:
+        decorated = decorator(function)
+        with contained("command-line options"):
+            from swanlab_autopatch.config import command_line
+
+            decorated = command_line.with_options(decorated)
+        return decorated
+
+    return with_swanlab_options

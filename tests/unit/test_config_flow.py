@@ -414,7 +414,10 @@ def _only(scenarios):
 
 DEFAULT_KEYS = {"use_swanlab": True, "swanlab_project": "my-project", "swanlab_mode": "cloud",
                 "swanlab_log_model": "false", "swanlab_log_completions": True,
-                "swanlab_completion_log_interval": 100, "swanlab_completion_max_buffer": 128}
+                "swanlab_completion_log_interval": 100, "swanlab_completion_max_buffer": 128,
+                "swanlab_notify_language": "en", "swanlab_alerts": True,
+                "swanlab_alert_loss_spike": 3.0, "swanlab_alert_stall_minutes": 30.0,
+                "swanlab_watch": "false"}
 
 
 @_only(["only_project_new", "only_project_old"])
@@ -609,9 +612,10 @@ def test_rejected_config_with_a_key_shows_no_key_even_in_debug(out):
 @_only(["no_key", "netrc_other_host"])
 def test_cloud_mode_without_a_key_warns_with_four_ways_out(out):
     (warning,) = [w for w in out.at("WARNING") if w.startswith(NO_KEY)]
-    for way in ("export SWANLAB_API_KEY=", "swanlab_api_key: your-api-key", "swanlab login",
+    for way in ("export SWANLAB_API_KEY=", "swanlab_api_key: <key>", "swanlab login",
                 "swanlab_mode: local"):
         assert way in warning, way
+    assert "stays offline in ./swanlog" in warning and len(warning) <= 200, warning
     assert out.returncode == 0
 
 

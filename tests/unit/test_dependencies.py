@@ -29,12 +29,20 @@ def test_every_runtime_dependency_is_imported_by_the_package():
     assert "packaging" not in deps  # nothing imports it at run time
 
 
-def test_the_swanlab_range_is_the_tested_one():
-    spec = runtime_dependencies()["swanlab"]
-    lowest = min(venvs.SWANLAB_MINORS, key=lambda v: tuple(map(int, v.split("."))))
-    highest = max(venvs.SWANLAB_MINORS, key=lambda v: tuple(map(int, v.split("."))))
-    major, minor = map(int, highest.split("."))
-    assert spec == f">={lowest},<{major}.{minor + 1}", spec
-    assert venvs.OLDEST_SWANLAB == f"swanlab=={lowest}.0"
+def test_swanlab_has_a_floor_and_no_upper_bound():
+    """Installing the package never replaces a client of 0.8.0 or later (the packaging test
+    tests/packaging/test_swanlab_next.py installs it next to a newer one)."""
+    assert runtime_dependencies()["swanlab"] == ">=0.8"
+
+
+def test_the_tested_clients_are_the_ones_the_lanes_run():
+    from swanlab_autopatch.tracking import compat
+
+    def key(minor: str) -> tuple:
+        return tuple(map(int, minor.split(".")))
+
+    assert list(compat.TESTED_SWANLAB) == sorted(venvs.SWANLAB_MINORS, key=key)
+    assert venvs.OLDEST_SWANLAB == f"swanlab=={compat.OLDEST_SWANLAB}"
+    assert compat.OLDEST_SWANLAB.startswith(compat.TESTED_SWANLAB[0] + ".")
     for minor_version, pin in venvs.SWANLAB_MINORS.items():
         assert pin.startswith(f"swanlab=={minor_version}."), pin

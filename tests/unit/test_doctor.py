@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from swanlab_autopatch import doctor
+from swanlab_autopatch.tracking import compat
+from swanlab_autopatch.versions import installed
 from tests.support.fake import fake_env, run_python
+from tests.support.fake_swanlab import NEXT_MINOR, build_tree, lacking
 
 EXAMINE = ("import dataclasses, json; from swanlab_autopatch import doctor; "
            "r = doctor.examine(); d = dataclasses.asdict(r); d['ok'] = r.ok; print(json.dumps(d))")
@@ -29,6 +33,9 @@ MODULES = {
                                 "def normalize_config(cfg):\n    pass\n",
     "cli/__init__.py": "",
     "cli/config.py": "def load_cfg(config):\n    pass\n\n\ndef prepare_plugins(cfg):\n    pass\n",
+    "cli/utils/__init__.py": "def add_options_from_config(config_class):\n    pass\n",
+    "cli/utils/args.py": "def add_options_from_config(config_class):\n    pass\n\n\n"
+                         "def add_options_from_config_options(options):\n    pass\n",
     "core/__init__.py": "",
     "core/builders/__init__.py": "",
     "core/builders/base.py": BUILDER,
@@ -48,9 +55,12 @@ def static_axolotl(root, drop=None):
     return root
 
 
-def examine(tmp_path, version="0.19.0", drop=None, **kw) -> dict:
+def examine(tmp_path, version="0.19.0", drop=None, first=None, **kw) -> dict:
     root = static_axolotl(tmp_path / "axolotl-src", drop)
-    proc = run_python(EXAMINE, fake_env(tmp_path, version, axolotl_root=root, **kw), cwd=tmp_path)
+    env = fake_env(tmp_path, version, axolotl_root=root, **kw)
+    if first:  # ahead of everything (a fake SwanLab client)
+        env["PYTHONPATH"] = f"{first}{os.pathsep}{env['PYTHONPATH']}"
+    proc = run_python(EXAMINE, env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.splitlines()[-1])
 
@@ -74,7 +84,7 @@ def test_missing_required_target_is_a_problem(tmp_path):
     missing = [t for t in report["targets"] if t["state"] != "found"]
     assert [t["dotted"] for t in missing] == [
         "axolotl.core.builders.base.TrainerBuilderBase.get_callbacks"]
-    assert "get_callbacks not defined" in missing[0]["detail"]
+    assert "get_callbacks is not defined" in missing[0]["detail"]
     assert any("required target" in p for p in report["problems"])
     assert report["ok"] is False
 
@@ -108,7 +118,9 @@ def test_newer_axolotl_is_expected_to_work_and_checked(tmp_path):
     report = examine(tmp_path, "0.22.0", drop=None)
     assert report["axolotl_support"].startswith("newer than the tested releases")
     assert all(t["state"] == "found" for t in report["targets"]), report["targets"]
-    assert report["swanlab_support"] == "supported and tested (0.8, 0.9, 0.10)"
+    expected = {"tested": "supported and tested (0.8.0 to 0.10.x)",
+                "newer": "newer than the tested clients (0.8.0 to 0.10.x): expected to work"}
+    assert report["swanlab_support"] == expected[compat.client_support(installed("swanlab"))]
     text = doctor.render(doctor.DoctorReport(
         version="1", python="3", executable="x", versions={"axolotl": "0.22.0"},
         axolotl_support=report["axolotl_support"]))
@@ -126,3 +138,29 @@ def test_a_changed_signature_is_reported(tmp_path):
     assert changed["dotted"] == "axolotl.utils.config.validate_config"
     assert "parameters start with config, not cfg" in changed["detail"]
     assert any("validate_config is changed" in p for p in report["problems"])
+
+
+def test_swanlab_internals_are_checked_in_the_clients_source(tmp_path):
+    """A client newer than the tested ones that moved one internal: doctor says it is expected
+    to work, names the internal and what is lost; it is not a problem (tracking works)."""
+    fake = build_tree(tmp_path / "client", NEXT_MINOR,
+                      [("sdk/internal/run/__init__.py", "_current_run", "_the_run")])
+    report = examine(tmp_path, first=fake)
+    assert report["versions"]["swanlab"] == NEXT_MINOR
+    assert report["swanlab_support"] == \
+        "newer than the tested clients (0.8.0 to 0.10.x): expected to work"
+    gone = [c for c in report["internals"] if c["state"] != "found"]
+    # (and those the client it was built from lacks by design: 0.8.x has no finish_thread)
+    assert [(c["key"], c["state"], c["dotted"]) for c in gone] == \
+        [("current_run", "missing", "swanlab.sdk.internal.run._current_run")] + \
+        [(i.key, "missing", i.parts[0].dotted) for i in compat.INTERNALS if i.key in lacking()]
+    assert len(report["internals"]) == len(compat.INTERNALS)
+    assert [p for p in report["problems"] if "start-up file" not in p] == []
+    text = doctor.render(doctor.DoctorReport(version="1", python="3", executable="x",
+                                             versions={"swanlab": NEXT_MINOR}, internals=[
+        doctor.InternalCheck(**c) for c in report["internals"]]))
+    found = len(compat.INTERNALS) - len(gone)
+    assert f"client internals used (checked in its source): {found} found, {len(gone)} not " \
+           "found or changed" in text
+    assert "    missing swanlab.sdk.internal.run._current_run: _current_run is not defined" in text
+    assert f"      so {compat.INTERNAL['current_run'].lost}; tracking goes on" in text

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from swanlab_autopatch.runs.reader import (DecoderUnavailable, RunReadError, RunRecord, find_runs,
-                                      higher_is_better, read_run)
+                                      goal, higher_is_better, read_run)
 
 # ---------------------------------------------------------------------------------------------
 # Producers: a JSON spec in, SwanLab run folders out.
@@ -52,7 +52,22 @@ PRODUCER = textwrap.dedent(r'''
         elif end == "crash":
             raise RuntimeError("boom " + run["name"])
         elif end == "kill":
-            time.sleep(1.0)  # let SwanLab's writer thread hand most records to the file
+            # SIGKILL once SwanLab's writer thread has handed points to the file (how long that
+            # takes depends on how busy the machine is): the test reads the written prefix.
+            from pathlib import Path
+            from swanlab_autopatch.runs.reader import read_run
+
+            folder = next(Path(spec["log_dir"]).glob(f"run-*-{swanlab.get_run().id}"))
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if read_run(folder).scalars.get("train/loss"):
+                        break
+                except Exception:  # the file is being written: try again
+                    pass
+                if time.monotonic() > deadline:
+                    sys.exit(f"no train/loss point reached the file in {folder} within 120 s")
+                time.sleep(0.05)
             os.kill(os.getpid(), signal.SIGKILL)
 ''')
 
@@ -65,6 +80,9 @@ def producer_env(root: Path) -> dict[str, str]:
         "SWANLAB_PROBE_REQUIREMENTS": "false", "SWANLAB_PROBE_HARDWARE": "false",
         "SWANLAB_PROBE_GIT": "false", "SWANLAB_PROBE_MONITOR": "false",
         "PYTHONUNBUFFERED": "1",
+        # the reader, for "kill"
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+                                                    os.environ.get("PYTHONPATH")])),
     })
     return env
 
@@ -391,7 +409,7 @@ def test_empty_data_file_and_bad_config(finished_dir, tmp_path):
 
 def test_decoder_unavailable_names_the_swanlab_version(finished_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "swanlab.proto.swanlab.record.v1.record_pb2", None)
-    with pytest.raises(DecoderUnavailable, match=r"swanlab>=0\.8,<0\.11"):
+    with pytest.raises(DecoderUnavailable, match=r"swanlab 0\.8\.0 or later"):
         read_run(finished_dir)
 
 
@@ -459,3 +477,18 @@ def test_find_runs_on_a_run_folder_reads_that_run(finished_dir):
 ])
 def test_higher_is_better(key, expected):
     assert higher_is_better(key) is expected
+
+
+@pytest.mark.parametrize("key,expected", [
+    ("train/loss", "min"), ("eval/runtime", "min"), ("train/memory/max_active (GiB)", "min"),
+    ("eval/accuracy", "max"),
+    # Throughput: more per second is better.
+    ("train/tokens/train_per_sec_per_gpu", "max"), ("eval/samples_per_second", "max"),
+    ("single_value/train_steps_per_second", "max"), ("throughput", "max"), ("tokens/s", "max"),
+    # Schedules and counts of what was done: no better direction.
+    ("train/learning_rate", None), ("learning_rate", None), ("train/epoch", None),
+    ("single_value/total_flos", None), ("train/tokens/total", None),
+    ("train/tokens/trainable", None),
+])
+def test_goal(key, expected):
+    assert goal(key) == expected

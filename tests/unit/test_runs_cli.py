@@ -19,7 +19,7 @@ import pytest
 
 from swanlab_autopatch import cli
 from swanlab_autopatch.runs import commands as runs_cli
-from swanlab_autopatch.runs.reader import find_runs, read_run
+from swanlab_autopatch.runs.reader import RunRecord, find_runs, read_run
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET_A = "hf_CANARY_aaaa_1111"
@@ -228,16 +228,23 @@ def test_console_script_runs(logdir, ids):
 # compare
 
 
-def metric_rows(out: str) -> dict[str, dict[str, list[str]]]:
-    """{metric: {"[1]": [last, @step, best, @step], ...}} from compare's text output."""
-    table: dict[str, dict[str, list[str]]] = {}
+GOALS = {"lower is better": "min", "higher is better": "max", "no better direction": None}
+
+
+def metric_rows(out: str) -> dict[str, dict]:
+    """{metric: {"goal": ..., "winner": "[i]" or None, "[1]": [last, @step, best, @step], ...}}
+    from compare's text output."""
+    table: dict[str, dict] = {}
     current = None
     for line in out.split("\nMetrics")[1].splitlines()[1:]:
         if line.startswith("  ") and not line.startswith("   "):
-            current = line.split()[0]
-            table[current] = {"goal": line.split("best = ")[1].rstrip(")")}
+            current, _, direction = line.strip().rpartition(" (")
+            table[current] = {"goal": GOALS[direction.rstrip(")")], "winner": None}
         elif line.strip().startswith("["):
             cells = line.split()
+            if cells[-1] == "best":
+                table[current]["winner"] = cells[0]
+                cells = cells[:-1]
             table[current][cells[0]] = cells[1:]
     return table
 
@@ -249,20 +256,32 @@ def test_compare_by_id_text(logdir, ids, capsys):
     assert f"[1]  lr-2e-4 ({ids['lr-2e-4']})" in out
     assert f"[2]  lr-1e-4 ({ids['lr-1e-4']})" in out
     assert SECRET_A not in out and SECRET_B not in out
-    section = out.split("Config differences")[1].split("\nMetrics")[0]
-    assert "(3 differ, 5 same; secrets masked)" in section
+    section = out.split("Config: ")[1].split("\nMetrics")[0]
+    assert section.startswith("3 differ, 5 the same (secrets masked)\n")
     rows = {line.split()[0]: line.split()[1:] for line in section.strip().splitlines()[2:]}
     # hub_token differs in the files, but both show as *** (equal once masked)
     assert rows == {"learning_rate": ["0.0002", "0.0001"], "lora.r": ["8", "16"],
                     "warmup_steps": ["-", "5"]}
+    # The default metrics only (eval/accuracy is counted, shown with --all or --metric).
+    assert "\nMetrics (1 more logged: --all shows them, --metric NAME picks one)\n" in out
     table = metric_rows(out)
-    assert list(table) == ["eval/accuracy", "eval/loss", "train/loss"]
-    assert table["eval/loss"] == {"goal": "min", "[1]": ["1.25", "30", "1.2", "20"],
+    assert list(table) == ["train/loss", "eval/loss"]
+    assert table["eval/loss"] == {"goal": "min", "winner": "[1]",
+                                  "[1]": ["1.25", "30", "1.2", "20"],
                                   "[2]": ["1.3", "20", "1.3", "20"]}
-    assert table["eval/accuracy"] == {"goal": "max", "[1]": ["0.6", "30", "0.625", "20"],
-                                      "[2]": ["0.5", "20", "0.5", "20"]}
     last_b = RUN_B["metrics"]["train/loss"][-1][1]
     assert table["train/loss"]["[2]"] == [f"{last_b:.6g}", "24", f"{last_b:.6g}", "24"]
+    assert table["train/loss"]["winner"] == "[1]"  # RUN_A's floor is lower
+
+    code, out, err = run_cli(capsys, "compare", ids["lr-2e-4"], ids["lr-1e-4"],
+                             "--log-dir", logdir, "--all")
+    assert code == 0, err
+    table = metric_rows(out)
+    assert list(table) == ["eval/accuracy", "eval/loss", "train/loss"]
+    assert "\nMetrics\n" in out
+    assert table["eval/accuracy"] == {"goal": "max", "winner": "[1]",
+                                      "[1]": ["0.6", "30", "0.625", "20"],
+                                      "[2]": ["0.5", "20", "0.5", "20"]}
 
 
 def test_compare_marks_runs_without_a_metric(logdir, ids, capsys):
@@ -286,6 +305,10 @@ def test_compare_secret_values_are_masked_even_when_they_differ(logdir, ids, cap
     assert "hub_token" not in data["config_differences"]
     assert data["config_differences"] == {"learning_rate": [0.0002, 0.0001],
                                           "lora.r": [8, 16], "warmup_steps": [None, 5]}
+    assert data["config_same"] == 5
+    assert data["config_copies"]["lora.r"] == ["lora.r"]
+    assert list(data["metrics"]) == ["train/loss", "eval/loss"]
+    assert data["other_metrics"] == ["eval/accuracy"]
 
 
 def test_compare_json_metrics_exact(logdir, ids, capsys):
@@ -359,8 +382,8 @@ def test_plot_labels_unfinished_runs(logdir, ids):
     assert list(zip(line.get_xdata(), line.get_ydata())) == pts(RUN_C["metrics"]["loss"])
 
 
-def test_plot_defaults_to_train_loss_and_skips_runs_without_it(logdir, ids, tmp_path, capsys,
-                                                               monkeypatch):
+def test_plot_draws_the_metrics_shown_and_skips_runs_without_one(logdir, ids, tmp_path, capsys,
+                                                                 monkeypatch):
     seen = {}
     original = runs_cli.plot_figure
 
@@ -374,7 +397,8 @@ def test_plot_defaults_to_train_loss_and_skips_runs_without_it(logdir, ids, tmp_
     code, _, err = run_cli(capsys, "compare", ids["lr-2e-4"], ids["crashy"],
                            "--log-dir", logdir, "--plot", tmp_path / "p.png")
     assert code == 0, err
-    assert seen == {"metrics": ["train/loss"], "lines": [1]}  # crashy logged `loss` only
+    # crashy logged `loss` only, lr-2e-4 `train/loss` and `eval/loss`
+    assert seen == {"metrics": ["train/loss", "loss", "eval/loss"], "lines": [1, 1, 1]}
 
 
 def test_plot_without_matplotlib(logdir, ids, tmp_path, capsys, monkeypatch):
@@ -392,3 +416,83 @@ def test_plot_unknown_image_type_is_a_usage_error(logdir, ids, tmp_path, capsys)
     code, _, err = run_cli(capsys, "compare", ids["lr-2e-4"], "--log-dir", logdir,
                            "--plot", tmp_path / "x.notanimage")
     assert code == 2 and "unknown image type" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# compare on runs shaped like this package's (the run config of tracking/run_config.py)
+
+
+def package_run(name: str, lr: float, *, warmup_in_trainer: int = 0, tokens=None) -> RunRecord:
+    config = {
+        "base_model": "tiny", "method": "sft", "learning_rate": lr, "micro_batch_size": 2,
+        "framework": "axolotl",
+        "model": {"base_model": "/models/tiny", "lora_r": 8},
+        "training": {"learning_rate": lr, "micro_batch_size": 2, "seed": 42},
+        "axolotl": {"base_model": "/models/tiny", "learning_rate": lr, "micro_batch_size": 2,
+                    "lora_r": 8, "seed": 42, "warmup_steps": 0, "output_dir": "./out"},
+        "trainer_args": {"learning_rate": lr, "seed": 42, "output_dir": "./out",
+                         "warmup_steps": warmup_in_trainer},
+    }
+    scalars = {"train/loss": [(1, 2.0), (2, 1.5 + lr)], "eval/loss": [(2, 1.8 + lr)],
+               "train/learning_rate": [(1, lr), (2, lr / 2)], "train/epoch": [(1, 0.5), (2, 1.0)],
+               "train/tokens/train_per_sec_per_gpu": [(2, tokens or 100.0)]}
+    return RunRecord(path=Path(f"swanlog/run-20260101_000000-{name}"), run_id=name, name=name,
+                     project="p", state="finished", config=config, scalars=scalars)
+
+
+def test_each_config_value_once_with_its_copies_folded():
+    runs = [package_run("a", 0.001), package_run("b", 0.002)]
+    rows = runs_cli.config_rows(runs)
+    by_key = {row.key: row for row in rows}
+    assert [row.key for row in rows if row.differs] == ["learning_rate"]
+    assert by_key["learning_rate"].copies == ["learning_rate", "training.learning_rate",
+                                              "axolotl.learning_rate",
+                                              "trainer_args.learning_rate"]
+    assert by_key["learning_rate"].values == [0.001, 0.002]
+    # Copies that disagree inside a run keep their own rows: the short name at the top, the
+    # path in Axolotl's config.
+    assert by_key["base_model"].copies == ["base_model"]
+    assert by_key["model.base_model"].copies == ["model.base_model", "axolotl.base_model"]
+    assert len(rows) == len(by_key)  # every name once
+    assert by_key["output_dir"].copies == ["axolotl.output_dir", "trainer_args.output_dir"]
+
+    # A copy that disagrees in one run only splits from the others, and shows as what differs.
+    runs = [package_run("a", 0.001), package_run("b", 0.001, warmup_in_trainer=5)]
+    differ = [row for row in runs_cli.config_rows(runs) if row.differs]
+    assert [(row.key, row.values) for row in differ] == [("trainer_args.warmup_steps", [0, 5])]
+
+
+def test_compare_text_of_two_runs_differing_in_learning_rate_only():
+    runs = [package_run("a", 0.001, tokens=90.0), package_run("b", 0.002, tokens=120.0)]
+    metrics = runs_cli.chosen_metrics(runs, None, False)
+    others = [k for k in runs_cli.logged_metrics(runs) if k not in metrics]
+    rows = runs_cli.config_rows(runs)
+    text = runs_cli.format_compare(runs, ["a", "b"], metrics, others, rows)
+    config = text.split("\n\n")[1]
+    same = len(rows) - 1
+    assert config == ("Config: 1 differs, %d the same (secrets masked)\n"
+                      "  KEY            [1]    [2]\n"
+                      "  learning_rate  0.001  0.002" % same)
+    table = metric_rows(text)
+    assert list(table) == ["train/loss", "eval/loss", "train/learning_rate"]
+    assert table["train/learning_rate"] == {"goal": None, "winner": None, "[1]": ["0.0005", "2"],
+                                            "[2]": ["0.001", "2"]}
+    assert table["train/loss"]["winner"] == "[1]"
+    assert "Metrics (2 more logged: --all shows them, --metric NAME picks one)" in text
+
+    every = runs_cli.chosen_metrics(runs, None, True)
+    table = metric_rows(runs_cli.format_compare(runs, ["a", "b"], every, [], rows))
+    assert table["train/tokens/train_per_sec_per_gpu"]["goal"] == "max"
+    assert table["train/tokens/train_per_sec_per_gpu"]["winner"] == "[2]"
+    assert table["train/epoch"]["goal"] is None
+
+
+def test_compare_json_has_no_best_without_a_direction():
+    runs = [package_run("a", 0.001), package_run("b", 0.002)]
+    data = runs_cli.compare_json(runs, ["a", "b"], ["train/learning_rate", "train/loss"], [],
+                                 runs_cli.config_rows(runs), None)
+    assert data["metrics"]["train/learning_rate"]["goal"] is None
+    assert data["metrics"]["train/learning_rate"]["runs"][0]["best"] is None
+    assert data["metrics"]["train/loss"]["runs"][1]["best"] == {"step": 2, "value": 1.502}
+    assert data["config_differences"] == {"learning_rate": [0.001, 0.002]}
+    assert data["config_copies"]["learning_rate"][-1] == "trainer_args.learning_rate"

@@ -57,8 +57,11 @@ def test_key_lists_match_the_issue():
         "swanlab_lark_webhook_url", "swanlab_lark_secret", "swanlab_log_completions",
         "swanlab_completion_log_interval", "swanlab_completion_max_buffer"}
     assert set(KNOWN_KEYS) == set(SwanLabSettings.model_fields)
-    assert set(SECRET_KEYS) == {"swanlab_api_key", "swanlab_lark_secret",
-                                "swanlab_lark_webhook_url"}
+    assert set(SECRET_KEYS) == {  # the notification channels' in tests/unit/test_notify_settings
+        "swanlab_api_key", "swanlab_lark_secret", "swanlab_lark_webhook_url",
+        "swanlab_dingtalk_webhook_url", "swanlab_dingtalk_secret", "swanlab_wecom_webhook_url",
+        "swanlab_slack_webhook_url", "swanlab_discord_webhook_url", "swanlab_telegram_bot_token",
+        "swanlab_bark_key", "swanlab_email_password"}
     assert MODES == ("cloud", "local", "offline", "disabled")
 
 
@@ -82,6 +85,8 @@ def test_key_lists_match_the_issue():
     ("swanlab_log_completions", True),
     ("swanlab_completion_log_interval", 100),
     ("swanlab_completion_max_buffer", 128),
+    ("swanlab_watch", "false"),
+    ("swanlab_watch_interval", None),  # the Trainer's logging_steps
 ])
 def test_model_defaults(key, default):
     assert getattr(SwanLabSettings(), key) == default
@@ -100,7 +105,10 @@ def test_only_a_project_gives_every_default():
     assert s.public_keys() == {
         "use_swanlab": True, "swanlab_project": "my-project", "swanlab_mode": "cloud",
         "swanlab_log_model": "false", "swanlab_log_completions": True,
-        "swanlab_completion_log_interval": 100, "swanlab_completion_max_buffer": 128}
+        "swanlab_completion_log_interval": 100, "swanlab_completion_max_buffer": 128,
+        "swanlab_notify_language": "en", "swanlab_alerts": True, "swanlab_alert_loss_spike": 3.0,
+        "swanlab_alert_stall_minutes": 30.0,
+        "swanlab_watch": "false"}
     assert result.typos == [] and result.from_env == {}
 
 
@@ -163,6 +171,11 @@ def test_a_config_without_swanlab_keys_is_off():
     ("swanlab_log_completions", False, False),
     ("swanlab_completion_log_interval", 7, 7),
     ("swanlab_completion_max_buffer", 1, 1),
+    ("swanlab_watch", False, "false"),
+    ("swanlab_watch", True, "gradients"),  # wandb.watch's default
+    ("swanlab_watch", " ALL ", "all"),
+    ("swanlab_watch", "parameters", "parameters"),
+    ("swanlab_watch_interval", 50, 50),
     ("use_swanlab", True, True),
 ])
 def test_normalisation(key, raw, expected):
@@ -171,13 +184,18 @@ def test_normalisation(key, raw, expected):
 
 
 @pytest.mark.parametrize("key", SECRET_KEYS)
-@pytest.mark.parametrize("raw, expected", [
-    ("", None), ("   ", None), (None, None), ("  abc  ", "abc"), (12345, "12345"),
-])
+@pytest.mark.parametrize("raw, expected", [("", None), ("   ", None), (None, None)])
 def test_secret_normalisation(key, raw, expected):
     s = _parse({"swanlab_project": "p", key: raw}).settings
     assert s.secret(key) == expected
     assert isinstance(getattr(s, key), (SecretStr, type(None)))
+
+
+@pytest.mark.parametrize("raw, expected", [("  abc  ", "abc"), (12345, "12345")])
+def test_secret_text_is_stripped_and_numbers_become_text(raw, expected):
+    # (each channel's secrets, which must have their channel's shape: test_notify_settings)
+    s = _parse({"swanlab_project": "p", "swanlab_api_key": raw}).settings
+    assert s.secret("swanlab_api_key") == expected
 
 
 def test_none_values_count_as_absent():
@@ -270,6 +288,11 @@ def test_invalid_mode_lists_the_options_and_shows_the_value():
     ("swanlab_completion_log_interval", True, "swanlab_completion_log_interval must be a whole"),
     ("swanlab_completion_max_buffer", 0, "swanlab_completion_max_buffer must be a whole"),
     ("swanlab_completion_max_buffer", [1], "swanlab_completion_max_buffer must be a whole"),
+    ("swanlab_watch", "weights", "swanlab_watch must be false, gradients, parameters or all, "
+                                 "got 'weights'"),
+    ("swanlab_watch", 1, "swanlab_watch must be false, gradients, parameters or all"),
+    ("swanlab_watch_interval", 0, "swanlab_watch_interval must be a whole number of at least 1"),
+    ("swanlab_watch_interval", "10", "swanlab_watch_interval must be a whole number"),
     # SwanLab's own constraints (swanlab/sdk/internal/pkg/constraints)
     ("swanlab_project", "my project", "swanlab_project 'my project' is not a valid SwanLab "
                                       "project name"),
