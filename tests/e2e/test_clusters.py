@@ -43,9 +43,15 @@ def two_nodes(trainer, root: Path, same_folder: bool):
                                       stderr=subprocess.STDOUT, text=True,
                                       stdin=subprocess.DEVNULL))
     outputs = []
-    for proc in procs:
-        out, _ = proc.communicate(timeout=600)
-        outputs.append((proc.returncode, out))
+    try:
+        for proc in procs:
+            out, _ = proc.communicate(timeout=600)
+            outputs.append((proc.returncode, out))
+    finally:  # a node that did not end in time (or a failed wait) leaves nothing running
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     return outputs
 
 

@@ -2,27 +2,12 @@
 files, tags, group and job type, names that tell runs apart. Real Axolotl 0.19.0 on CPU."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from e2e_support import harness, messages, only_run
+from e2e_support import harness, messages, only_run, tables
 
 OFFLINE = {"SWANLAB_MODE": "offline"}
 RL = Path(__file__).resolve().parent / "rl"
-
-
-def table(run, key: str) -> list[dict]:
-    """The logged ECharts tables under a key: [{"step", "headers", "rows"}], oldest first."""
-    found = []
-    for media in run.media:
-        if media["key"] != key:
-            continue
-        for item in media["items"]:
-            data = json.loads(Path(item["path"]).read_text())
-            headers = [c["field"] for c in data["colDefs"]]
-            rows = [[row.get(h) for h in headers] for row in data["rowData"]]
-            found.append({"step": media["step"], "headers": headers, "rows": rows})
-    return sorted(found, key=lambda t: t["step"])
 
 
 def test_grpo_completions_are_tables_with_rewards_and_advantages(trainer):
@@ -39,9 +24,9 @@ def test_grpo_completions_are_tables_with_rewards_and_advantages(trainer):
     run = only_run(result.log_dir)
     assert run.state == "finished"
     assert run.series("train/reward"), sorted(run.scalars)
-    tables = table(run, "completions")
-    assert [t["step"] for t in tables] == [2, 4], tables
-    for t in tables:
+    logged = tables(run, "completions")
+    assert [t["step"] for t in logged] == [2, 4], logged
+    for t in logged:
         assert t["headers"] == ["step", "prompt", "completion", "reward/contains_answer",
                                 "reward/brevity", "advantage"], t["headers"]
         assert 1 <= len(t["rows"]) <= 6  # swanlab_completion_max_buffer
@@ -49,7 +34,7 @@ def test_grpo_completions_are_tables_with_rewards_and_advantages(trainer):
             assert row[0] <= t["step"] and isinstance(row[2], str)
             assert isinstance(row[4], float) and isinstance(row[5], float)
     # The brevity reward is the completion's own length: the rows are the real ones.
-    row = tables[-1]["rows"][-1]
+    row = logged[-1]["rows"][-1]
     assert abs(row[4] + len(row[2]) / 50.0) < 1e-6, row
 
 
@@ -61,7 +46,7 @@ def test_generated_samples_and_final_model_files(trainer):
     assert result.returncode == 0, result.describe()
     run = only_run(result.log_dir)
     assert run.state == "finished"
-    samples = table(run, "samples")
+    samples = tables(run, "samples")
     # Axolotl generates at every evaluation: the first one (step 0), then every eval_steps.
     assert [t["step"] for t in samples] == [0, 5, 10], samples
     assert all(t["headers"] == ["step", "prompt", "generated"] and len(t["rows"]) == 2

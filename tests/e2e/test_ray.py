@@ -18,7 +18,13 @@ from e2e_support import harness, messages, only_run, settled_run
 from test_faults import INJECTIONS
 
 RAY = "0.19.0-ray"
-CPU = {"PYTHONPATH": str(INJECTIONS / "ray_cpu"), "RAY_DEDUP_LOGS": "0"}
+# RAY_worker_niceness: Ray starts its worker processes (the training itself runs in one) at
+# nice 15, so on a machine where anything else keeps the CPUs busy they get a small fraction
+# of a core: a 1-minute test took over 10 minutes beside two CPU-bound processes, and Ray's
+# own start-up timeouts fired. At 0, as Ray's job manager sets it for job drivers
+# (ray/dashboard/modules/job/job_manager.py, 2.60), the test is as fast as the machine.
+CPU = {"PYTHONPATH": str(INJECTIONS / "ray_cpu"), "RAY_DEDUP_LOGS": "0",
+       "RAY_worker_niceness": "0"}
 CANARY = "sk-ray-CANARY-71c3"
 
 

@@ -72,6 +72,27 @@ def test_doctor_on_the_real_install(axolotl019, tmp_path):
     assert off.returncode == 1 and "SWANLAB_AUTOPATCH turns the package off" in off.stdout
 
 
+def test_doctor_imports_nothing_heavy(axolotl019, tmp_path):
+    """doctor reads Axolotl's and SwanLab's source files: it imports neither them nor torch,
+    transformers, bitsandbytes or torchao (which also print warnings on stdout), and stdout is
+    its report alone. (Its time is a benchmark row: benchmarks/doctor.py.)"""
+    venv, _ = axolotl019
+    result = subprocess.run([harness.python_of(venv), "-X", "importtime", "-m",
+                             "swanlab_autopatch", "doctor"], cwd=tmp_path,
+                            env=harness.training_env(venv, swanlab_root=tmp_path),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "swanlab_autopatch.doctor" in imported  # the import trace is there
+    heavy = {"torch", "transformers", "bitsandbytes", "torchao", "axolotl", "swanlab"}
+    assert not heavy & imported, sorted(heavy & imported)
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("swanlab-autopatch ") and lines[-1] == \
+        "Everything needed is in place.", result.stdout
+    assert not [l for l in lines if "WARNING" in l or l.startswith("[")], result.stdout
+
+
 SCENARIOS = """
 import contextlib, io, json, os, sys
 from axolotl.cli.config import load_cfg

@@ -6,13 +6,14 @@ import importlib.util
 import os
 import subprocess
 import sys
-import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.support import fresh_venv
 from tests.support.fake import REPO, fake_env, run_interpreter
+from tests.support.fresh_venv import pip
 
 # What the installed package and the fake Axolotl import, plus what builds the project.
 RUNTIME_DEPS = ("wrapt", "swanlab", "pydantic", "packaging", "yaml")
@@ -30,30 +31,9 @@ def _check_prerequisites() -> None:
 
 
 def site_farm(dest: Path, *, without: tuple[str, ...] = ()) -> Path:
-    """A folder of symlinks to everything in this interpreter's site-packages except this
-    package (and the names in ``without``). On PYTHONPATH it provides the runtime
-    dependencies to another interpreter of the same Python version; a PYTHONPATH entry is
-    not a site dir, so its .pth files are never processed."""
-    dest.mkdir(parents=True)
-    skip = OWN_NAMES + without
-    for folder in dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]):
-        for entry in Path(folder).iterdir():
-            if entry.name.startswith(skip) or entry.suffix == ".pth":
-                continue
-            if not (dest / entry.name).exists():
-                (dest / entry.name).symlink_to(entry)
-    return dest
-
-
-def pip(python: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """This interpreter's pip acting on another environment (``pip --python``): pip re-runs
-    itself under that interpreter, so the files land exactly as that venv's own pip would
-    put them, without the seconds ensurepip costs to create every venv."""
-    cmd = [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check",
-           "--no-input", *args]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc
+    """Everything in this interpreter's site-packages except this package (and the names in
+    ``without``), for PYTHONPATH (tests/support/fresh_venv.py)."""
+    return fresh_venv.site_farm(dest, without=OWN_NAMES + without)
 
 
 @dataclass

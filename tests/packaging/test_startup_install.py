@@ -274,12 +274,14 @@ result.update(pth_runs=pth_runs, triggers_again=triggers_again, hook_registratio
     # Every target module of the layout is watched once, the optional ones (imported only for
     # some configs) included.
     assert sorted(result["hook_registrations"]) == sorted(
-        ["axolotl.utils.config", "axolotl.cli.config", "axolotl.core.builders.base",
-         "axolotl.train", "axolotl.utils.callbacks.generation"])
+        ["axolotl.utils.config", "axolotl.cli.config", "axolotl.cli.utils.args",
+         "axolotl.core.builders.base", "axolotl.train", "axolotl.utils.callbacks.generation"])
     # One watcher, waiting only for the modules not imported yet (it leaves sys.meta_path once
-    # they are); here the two imported only by training with some configs.
+    # they are); here the two imported only by training with some configs, and the command
+    # line's option builders (imported by `axolotl train`, not by `axolotl.cli.train` itself).
     assert result["watchers_left"] == 1
-    assert result["watching"] == ["axolotl.train", "axolotl.utils.callbacks.generation"]
+    assert result["watching"] == ["axolotl.cli.utils.args", "axolotl.train",
+                                  "axolotl.utils.callbacks.generation"]
     assert result["validate_layers"] == 1 and result["layers_after"] == 1
     assert result["wrapped_after"] == NEW_LAYOUT
     assert WARNING not in proc.stderr

@@ -49,6 +49,13 @@ test_importers_covered[<release>]
     The per-release list is printed (``pytest -rP`` or ``-s`` shows it) and put into the
     failure message.
 
+test_called_functions_resolve[<release>]
+    The Axolotl functions this package *calls* (not wraps), from CALLED below: defined at
+    module level in the module named, with those leading parameters, in every release of
+    their range. For ``log_prediction_callback_factory`` also the order in which its callback
+    uses the tokenizer (``tracking/predictions.py`` reads the table's rows back from it):
+    three ``tokenizer.batch_decode``, one ``tokenizer(...)``, one ``tokenizer.batch_decode``.
+
 test_index_has_no_unlisted_release
     Asks the package index (``pip index versions axolotl --pre --ignore-requires-python``) for
     Axolotl's releases. A final release >= 0.8.0 inside ``SUPPORTED_AXOLOTL`` that is missing
@@ -63,6 +70,7 @@ test_release_list_and_table_agree
 """
 from __future__ import annotations
 
+import ast
 import sys
 import warnings
 from pathlib import Path
@@ -160,6 +168,50 @@ def test_targets_resolve(version: str) -> None:
     assert not problems, (
         f"axolotl {version} ({rel.archive.name}) disagrees with swanlab_autopatch/shim/targets.py:\n  "
         + "\n  ".join(problems))
+
+
+# Axolotl functions this package calls: (module, function, leading parameters, releases, user).
+CALLED = (
+    ("axolotl.utils.callbacks", "log_prediction_callback_factory",
+     ("trainer", "tokenizer", "logger"), ">=0.8.0", "tracking/predictions.py (eval_table_size)"),
+    ("axolotl.utils.data.shared", "generate_dataset_hash_from_config",
+     ("cfg", "cfg_datasets", "tokenizer_name"), ">=0.10.0",
+     "tracking/data_record.py (data.prepared_hash)"),
+)
+TOKENIZER_USE = ["decode", "decode", "decode", "encode", "decode"]
+
+
+def _tokenizer_use(func: ast.AST) -> list[str]:
+    """How a function's body calls ``tokenizer``, in source order."""
+    calls = sorted((n for n in ast.walk(func) if isinstance(n, ast.Call)),
+                   key=lambda n: (n.lineno, n.col_offset))
+    use = []
+    for call in calls:
+        if isinstance(call.func, ast.Name) and call.func.id == "tokenizer":
+            use.append("encode")
+        elif isinstance(call.func, ast.Attribute) and call.func.attr == "batch_decode" and \
+                isinstance(call.func.value, ast.Name) and call.func.value.id == "tokenizer":
+            use.append("decode")
+    return use
+
+
+@pytest.mark.parametrize("version", RELEASES)
+def test_called_functions_resolve(version: str) -> None:
+    rel = _release(version)
+    problems = []
+    for module, name, params, versions, user in CALLED:
+        if Version(version) not in SpecifierSet(versions):
+            continue
+        binding = ra.module_binding(rel, module, name) if rel.has_module(module) else None
+        if binding is None or binding.kind != "def":
+            problems.append(f"{module}.{name} (used by {user}) is not defined there")
+            continue
+        problems += [f"{module}.{name}: {p}" for p in ra.check_signature(binding.node, params)]
+        if name == "log_prediction_callback_factory" and \
+                _tokenizer_use(binding.node) != TOKENIZER_USE:
+            problems.append(f"{module}.{name} uses the tokenizer as {_tokenizer_use(binding.node)}"
+                            f", {user} reads rows from {TOKENIZER_USE}")
+    assert not problems, f"axolotl {version}:\n  " + "\n  ".join(problems)
 
 
 def _classify(version: str, imp: ra.FromImport, res: ra.Resolution,
@@ -276,7 +328,9 @@ def test_release_list_and_table_agree() -> None:
 
 def test_index_has_no_untested_swanlab_minor() -> None:
     """A SwanLab client minor on the index that the fast lane does not run fails here, so the
-    tested list (tools/venvs.py SWANLAB_MINORS) and the dependency range follow it."""
+    tested list (tools/venvs.py SWANLAB_MINORS, compat.TESTED_SWANLAB) grows within a day of a
+    release. (Users get the new client at once: the dependency has no upper bound, and the
+    client's internals are checked as they are used.)"""
     import sys as _sys
 
     _sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
@@ -292,8 +346,8 @@ def test_index_has_no_untested_swanlab_minor() -> None:
     untested = sorted(minors - tested, key=Version)
     assert not untested, (
         f"swanlab {', '.join(untested)} is on the package index but not in the tested clients "
-        f"(tools/venvs.py SWANLAB_MINORS): add its newest patch there and widen the range in "
-        f"pyproject.toml")
+        f"(tools/venvs.py SWANLAB_MINORS): add its newest patch there and its minor to "
+        f"TESTED_SWANLAB in swanlab_autopatch/tracking/compat.py, then run the fast lane on it")
     newest = {m: max(v for v in on_index if f"{v.major}.{v.minor}" == m
                      and not (v.is_prerelease or v.is_devrelease)) for m in tested}
     stale = {m: str(newest[m]) for m, pin in venvs.SWANLAB_MINORS.items()

@@ -33,7 +33,8 @@ KEY2 = "sk-standin-second-key-fedcba987654"
 WRONG_KEY = "sk-not-a-key-anyone-gave-out-000"
 AUTH_ERROR = "Failed to initialize the SwanLab client. Please check if the provided API key is correct."
 
-pytestmark = pytest.mark.timeout(120)
+# Generous: a client subprocess that takes seconds on a quiet machine can take a minute on a busy one.
+pytestmark = pytest.mark.timeout(300)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -433,13 +434,13 @@ def test_restart_keeps_store_and_sessions(server, tmp_path):
     go = tmp_path / "go"
     proc = start_client(tmp_path, "live", LIVE, server.url, KEY, str(go))
     try:
-        wait_for(lambda: (server.dump()["experiments"] or [{}])[0].get("metrics", {}).get("loss"), 30,
+        wait_for(lambda: (server.dump()["experiments"] or [{}])[0].get("metrics", {}).get("loss"), 120,
                  "step 1 to arrive")
         before = server.requests()
         server.restart(same_port=True)
         assert load_dump(tmp_path / "store")["experiments"][0]["metrics"]["loss"] == [[1, 1.0]]
         go.touch()
-        out, _ = proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -546,20 +547,22 @@ def test_stop_answering_after_metric_uploads_holds_finish_until_cleared(server, 
     swanlab.log({"h": 2.0}, step=2)
     swanlab.log({"h": 3.0}, step=3)
     out(stage="finishing")
+    open(go + ".finishing", "w").close()
     swanlab.finish()
     out(stage="finished")
     """
     proc = start_client(tmp_path, "held", body, server.url, KEY, str(go))
     try:
-        wait_for(lambda: (server.dump()["experiments"] or [{}])[0].get("metrics", {}).get("h"), 30, "step 1")
+        wait_for(lambda: (server.dump()["experiments"] or [{}])[0].get("metrics", {}).get("h"), 120, "step 1")
         server.set_faults(hang_after_metrics=0, hang_prefix="/api/house/metrics")
         go.touch()
-        wait_for(lambda: server.get_faults()["counters"]["requests_held_now"] >= 1, 30, "a held upload")
-        time.sleep(2.0)
+        wait_for(lambda: server.get_faults()["counters"]["requests_held_now"] >= 1, 120, "a held upload")
+        wait_for(lambda: Path(f"{go}.finishing").exists(), 120, "the client to call finish()")
+        time.sleep(2.0)  # finish() has been waiting this long (a correct client never returns here)
         assert proc.poll() is None, "finish returned although uploads were never answered"
         assert user_metrics(only_experiment(server.dump()))["h"] == [[1, 1.0]]
         server.clear_faults()
-        out, _ = proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -575,17 +578,93 @@ def test_hang_switch_from_command_line_counts_metric_uploads(tmp_path, swanlab_v
                  extra_args=["--hang-after-metrics", "1", "--hang-prefix", "/api/house"]) as s:
         proc = start_client(tmp_path, "cli_hang", METRICS_RUN, s.url, KEY)
         try:
-            wait_for(lambda: s.get_faults()["counters"]["requests_held_now"] >= 1, 30, "a held request")
+            wait_for(lambda: s.get_faults()["counters"]["requests_held_now"] >= 1, 120, "a held request")
             assert s.get_faults()["counters"]["metric_uploads"] == 1
             time.sleep(1.0)
             assert proc.poll() is None
             s.set_faults(hang_after_metrics=None)
-            out, _ = proc.communicate(timeout=60)
+            out, _ = proc.communicate(timeout=120)
         finally:
             if proc.poll() is None:
                 proc.kill()
         assert proc.returncode == 0, out
         assert user_metrics(only_experiment(s.dump())) == {"m": [[1, 1.0], [2, 2.0], [3, 3.0]]}
+
+
+POINT_RUN = """
+url, key, gates = sys.argv[1], sys.argv[2], sys.argv[3]
+swanlab.login(api_key=key, host=url, save=False)
+run = swanlab.init(project="proj-p", workspace="team-p", name="point")
+
+
+def wait_for_gate(name):
+    deadline = time.monotonic() + 120
+    while not os.path.exists(os.path.join(gates, name)):
+        if time.monotonic() > deadline:
+            out(stage=f"the test never opened gate {name}")
+            sys.exit(3)
+        time.sleep(0.1)
+
+
+swanlab.log({"loss": 1.0, "other": 1.0}, step=1)
+wait_for_gate("step2")
+swanlab.log({"loss": 2.0, "other": 2.0}, step=2)
+wait_for_gate("step3")
+swanlab.log({"loss": 3.0}, step=3)
+swanlab.finish()
+out(stage="finished")
+"""
+
+
+def loss_steps(server) -> list:
+    experiments = server.dump()["experiments"]
+    return [s for s, _ in user_metrics(experiments[0]).get("loss", [])] if experiments else []
+
+
+def test_stop_answering_once_a_given_point_arrived(server, tmp_path):
+    """hang_after_point: the hold starts once the server has the named point (loss at step >= 2),
+    not after some number of uploads; `holding` says when it has started."""
+    server.set_faults(hang_after_point={"key": "loss", "step": 2}, hang_prefix="/api/house/metrics")
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    proc = start_client(tmp_path, "point", POINT_RUN, server.url, KEY, str(gates))
+    try:
+        wait_for(lambda: loss_steps(server) == [1], 120, "loss step 1 on the server")
+        assert server.get_faults()["counters"]["holding"] is False  # step 1 < 2: still answering
+        (gates / "step2").touch()
+        wait_for(lambda: server.get_faults()["counters"]["holding"], 120,
+                 "the hold to start once loss step 2 arrived")
+        assert loss_steps(server) == [1, 2]
+        (gates / "step3").touch()
+        wait_for(lambda: server.get_faults()["counters"]["requests_held_now"] >= 1, 120,
+                 "the upload of step 3 to be held")
+        assert loss_steps(server) == [1, 2] and proc.poll() is None
+        assert server.get_faults()["hang_after_point"] == {"key": "loss", "step": 2}
+        server.set_faults(hang_after_point=None)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    exp = only_experiment(server.dump())
+    assert user_metrics(exp) == {"loss": [[1, 1.0], [2, 2.0], [3, 3.0]],
+                                 "other": [[1, 1.0], [2, 2.0]]} and exp["state"] == "FINISHED"
+    assert server.get_faults()["counters"]["holding"] is False
+
+
+def test_hang_after_point_from_command_line_and_bad_values(tmp_path):
+    with StandIn(tmp_path / "store", api_keys=[KEY],
+                 extra_args=["--hang-after-point", "train/loss:3", "--hang-prefix", "/api"]) as s:
+        faults = s.get_faults()
+        assert (faults["hang_after_point"], faults["hang_prefix"]) == ({"key": "train/loss", "step": 3}, "/api")
+        assert faults["counters"]["holding"] is False
+        for bad in ({"step": 2}, {"key": "loss", "step": -1}, {"key": "loss", "step": "2"}, "loss"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                s.set_faults(hang_after_point=bad)
+            assert err.value.code == 400, bad
+        assert s.get_faults()["hang_after_point"] == {"key": "train/loss", "step": 3}  # unchanged
+    with StandIn(tmp_path / "store2", api_keys=[KEY], extra_args=["--hang-after-point", "loss"]) as s:
+        assert s.get_faults()["hang_after_point"] == {"key": "loss", "step": 1}
 
 
 def test_dropped_connections(server, tmp_path):
@@ -646,6 +725,49 @@ def test_multipart_save_and_legacy_projects(tmp_path, swanlab_version):
     big = [f for f in exp["files"] if f["name"] == "big.bin"][0]
     assert big["multipart"] and big["state"] == "UPLOADED" and big["size"] == 2560 and big["content_matches_md5"]
     assert routes.count("storage.put") >= 3  # three 1000-byte parts
+    assert dump["unimplemented"] == []
+
+
+SAVE_AND_ASK = """
+url, key = sys.argv[1], sys.argv[2]
+swanlab.login(api_key=key, host=url, save=False)
+run = swanlab.init(project="files", name="save")
+with open("small.txt", "w") as f:
+    f.write("kept or not\\n")
+with open("big.bin", "wb") as f:
+    f.write(bytes(range(256)) * 10)
+run.save("small.txt", policy="now")
+run.save("big.bin", policy="now")
+from swanlab.sdk.internal.core_python import client
+try:
+    answer = client.get("/self_hosted/info", retries=0)
+    info, status = answer.data, answer.raw.status_code
+except swanlab.exceptions.ApiError as error:  # any non-2xx
+    info, status = None, error.response.status_code
+swanlab.finish()
+out(info=info, status=status)
+"""
+
+
+@pytest.mark.parametrize("public_cloud", [False, True])
+def test_private_deployment_stores_files_public_cloud_refuses_them(tmp_path, swanlab_version,
+                                                                  public_cloud):
+    env = client_env(tmp_path, SWANLAB_CORE_SAVE_SPLIT="1000", SWANLAB_CORE_SAVE_PART="1000")
+    with StandIn(tmp_path / "store", api_keys=[KEY], public_cloud=public_cloud) as s:
+        proc = run_client(tmp_path, "save", SAVE_AND_ASK, s.url, KEY, env=env)
+        dump = s.dump()
+    answer = results(proc.stdout)[0]
+    files = {f["name"]: f for f in only_experiment(dump)["files"]}
+    if public_cloud:  # (0.8 gives up after the first refusal, 0.10 tries both)
+        assert answer == {"info": None, "status": 404}
+        assert "small.txt" in files and set(files) <= {"small.txt", "big.bin"}, files
+        assert {f["state"] for f in files.values()} == {"REFUSED"}
+        assert all(f.get("size") is None for f in files.values())  # nothing stored
+    else:
+        assert answer["status"] == 200 and answer["info"]["enabled"] is True
+        assert set(files) == {"small.txt", "big.bin"}, files
+        assert {f["state"] for f in files.values()} == {"UPLOADED"}
+        assert files["big.bin"]["multipart"] and files["big.bin"]["content_matches_md5"]
     assert dump["unimplemented"] == []
 
 
