@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The benchmarks' one entry command.
 
-    python benchmarks/run.py            all eight measurements, writes benchmarks/RESULTS.md
+    python benchmarks/run.py            all ten measurements, writes benchmarks/RESULTS.md
     python benchmarks/run.py --smoke    every measurement with a handful of iterations (well
                                         under 3 minutes); prints the table and writes it to a
                                         temporary file, never to RESULTS.md
@@ -11,7 +11,7 @@ other environments through tools/venvs.py and starts their Pythons as needed. No
 asserts on a time: the exit code is 0 whenever every measurement ran (1 when one could not).
 
 Measurements (one module each): startup, activation, config_path, per_call, end_to_end, scale,
-cloud, step_cost.
+cloud, step_cost, helper_memory, doctor.
 Shared statistics and the report: stats.py.
 """
 from __future__ import annotations
@@ -35,9 +35,9 @@ sys.path.insert(0, str(REPO / "tools"))
 import stats  # noqa: E402
 
 MEASUREMENTS = ["startup", "activation", "config_path", "per_call", "end_to_end", "scale",
-                "cloud", "step_cost"]
+                "cloud", "step_cost", "helper_memory", "doctor"]
 SMOKE_GROUPS = [["end_to_end", "cloud"], ["startup", "activation", "config_path"],
-                ["per_call", "scale"], ["step_cost"]]
+                ["per_call", "scale", "doctor"], ["step_cost", "helper_memory"]]
 AXOLOTL = "0.19.0"
 
 

@@ -67,6 +67,11 @@ def _finish_one(who: str, steps: int, logdir: str) -> dict:
     t2 = time.perf_counter()
     if who == "ours":
         loggers.ours.on_train_end(loggers.args, loggers.state, loggers.control)
+        # The run ends when Axolotl's train() returns (after the model is saved: the whole
+        # job's console), not at on_train_end; this is what that return runs.
+        from swanlab_autopatch.tracking import trainer_hooks
+
+        trainer_hooks.after_training()
     else:
         swanlab.finish()
     finish_s = time.perf_counter() - t2
@@ -196,7 +201,8 @@ def run(ctx) -> "stats.Section":
     f_ours = [x["finish_s"] for x in fin[("ours", big)]]
     f_bare = [x["finish_s"] for x in fin[("bare", big)]]
     sec.figures.append(stats.Figure(
-        "6f", f"`finish` after {big:,} logged steps (ours: `on_train_end`)", "s", f_ours,
+        "6f", f"`finish` after {big:,} logged steps (ours: `on_train_end`, then the end of "
+        "Axolotl's train())", "s", f_ours,
         "bare `swanlab.finish()`", f_bare, "report (how it grows)", "reported", digits=3))
     sec.notes.append("Finish after N steps, one process per sample: " + "; ".join(
         f"{who} N={steps:,}: init {stats.median([x['init_s'] for x in xs]):.2f} s, logging "
@@ -229,8 +235,8 @@ def _method(warmup: int, rounds: int, batch: int, smoke: bool) -> str:
         f"{warmup} warm-up round(s), {rounds} rounds of {batch} calls. **finish:** a fresh "
         f"process per sample{' (smoke: one process, ours then bare)' if smoke else ''}: the run is started (ours: `on_train_begin`; bare: "
         f"`swanlab.init`, offline), {big} steps of the 14-key dict are logged back to back "
-        "(ours: `on_log`; bare: `swanlab.log`), then the run is ended (ours: `on_train_end` → "
-        "`swanlab_autopatch.tracking.run.finish`; bare: `swanlab.finish()`). Back-to-back logging is the "
+        "(ours: `on_log`; bare: `swanlab.log`), then the run is ended (ours: `on_train_end`, then "
+        "`trainer_hooks.after_training` → `swanlab_autopatch.tracking.run.finish`; bare: `swanlab.finish()`). Back-to-back logging is the "
         "worst case for finish, which first waits for SwanLab's writer thread to write the "
         "backlog; in training, steps are far apart and the backlog is small. Ours runs with "
         "the sidecar (the default): its `on_log` only hands each step to the helper, so the "

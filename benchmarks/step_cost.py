@@ -12,7 +12,8 @@ Variants (``axolotl train cfg.yaml --launcher python`` through tools/harness.py,
 venv, the tiny Llama, ``logging_steps: 1``, ``OMP_NUM_THREADS=1``):
     untracked   no swanlab keys; the blocks are switched the same way but there is nothing to
                 switch: an A/A test, the method's own noise
-    sidecar     this package, default (the SwanLab run in a sidecar process)
+    sidecar     this package, default (the SwanLab run in a sidecar process), alerts on (the
+                default) and two notification channels (Slack, Discord) to a local webhook
     inprocess   this package with ``SWANLAB_AUTOPATCH_SIDECAR=0`` (the run in the training
                 process, the old design)
     axolotl     Axolotl's own plugin (``plugins: [axolotl.integrations.swanlab.SwanLabPlugin]``,
@@ -21,7 +22,8 @@ every tracked one in ``swanlab_mode: offline``, each trained twice: blocks on-fi
 off-first. The full run also trains the diagnostic ``sidecar-sink`` (everything on; "off" sends
 the sidecar's pipe to /dev/null); ``BENCH_STEP_DIAGNOSTICS=all`` adds ``sidecar-on_log`` and
 ``sidecar-console`` (one part switched at a time). Smoke mode: one training per variant, at the
-same time, 4 blocks each (~1 min; nothing is judged).
+same time, 4 blocks each (~1 min; nothing is judged). ``BENCH_STEP_BLOCKS`` sets the number of
+blocks per training of the full run (default 48).
 
 The switch is a benchmark-only probe, a ``sitecustomize.py`` on ``PYTHONPATH`` that registers
 wrapt post-import hooks (the package's code is not modified); see ``_method`` for what "off"
@@ -39,16 +41,24 @@ VARIANTS = ["untracked", "sidecar", "inprocess", "axolotl"]
 # Diagnostics of the sidecar variant (full run only): what one part of tracking adds. The full
 # run trains "sidecar-sink"; BENCH_STEP_DIAGNOSTICS=all (or a comma-separated list) trains more
 # (each alone stays within this machine's noise of ~±0.3 ms per step; see the method).
-DIAGNOSTICS = {"sidecar-on_log": "on_log", "sidecar-console": "console", "sidecar-sink": "sink"}
-DEFAULT_DIAGNOSTICS = ["sidecar-sink"]
-LABELS = {"untracked": "untracked (A/A)", "sidecar": "this package, sidecar (default)",
+DIAGNOSTICS = {"sidecar-on_log": "on_log", "sidecar-console": "console", "sidecar-sink": "sink",
+               "sidecar-watch": "watch"}
+# sidecar-watch: `swanlab_watch: all` at its default interval (logging_steps: 1 here, so every
+# step is measured); only the watch is switched (issue 24's row, target < 2% per step).
+DEFAULT_DIAGNOSTICS = ["sidecar-sink", "sidecar-watch"]
+LABELS = {"untracked": "untracked (A/A)",
+          "sidecar": "this package, sidecar (default; alerts on, two channels)",
           "inprocess": "this package, in-process (`SWANLAB_AUTOPATCH_SIDECAR=0`)",
           "axolotl": "Axolotl's plugin",
           "sidecar-on_log": "sidecar, only `on_log` switched (console capture on throughout)",
           "sidecar-console": "sidecar, only console capture switched (`on_log` runs throughout)",
           "sidecar-sink": "sidecar, everything on; *off* = the pipe goes to /dev/null (the "
-                          "sidecar receives nothing)"}
-BLOCKS = 48  # per training in the full run (24 on/off pairs); an epoch of the tiny set per block
+                          "sidecar receives nothing)",
+          "sidecar-watch": "sidecar with `swanlab_watch: all` at the default interval (every "
+                           "step here), only the watch switched (its norms skipped when off)"}
+# Per training in the full run (24 on/off pairs); an epoch of the tiny set per block.
+# BENCH_STEP_BLOCKS raises it when the machine's noise (the A/A row) is too wide for a verdict.
+BLOCKS = int(os.environ.get("BENCH_STEP_BLOCKS") or 48)
 MAX_STEPS = 5000  # the probe stops the training after its last block; this only bounds it
 
 
@@ -95,6 +105,7 @@ class _P:
     marks = []          # block boundaries: per-thread CPU and the counters below
     onlog = []          # (step, wall s, thread CPU s, GC s, on?) of each tracker on_log call
     onlog_skipped = 0
+    watch = []          # (step, wall s, thread CPU s, on?) of each tracker on_pre_optimizer_step
     handler_log = []    # (step, wall s) of all callbacks' on_log together
     gc_s = 0.0          # time in the garbage collector (gc.callbacks), all threads
     gc_n = 0
@@ -151,6 +162,18 @@ def _on_log_switch(wrapped, instance, args, kwargs):
 
 def _mode():
     return _plan().get("switch", "all")
+
+
+def _watch_switch(wrapped, instance, args, kwargs):
+    """swanlab_watch (the tracker's on_pre_optimizer_step): skipped in "off" blocks of the
+    "watch" switch, timed whenever it runs."""
+    if not _P.on and _mode() == "watch":
+        return None
+    t0, c0 = _pc(), _tt()
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _P.watch.append((_P.step, _pc() - t0, _tt() - c0, _P.on))
 
 
 def _gc_callback(phase, info):
@@ -425,7 +448,7 @@ def _ticks(stat):
 def _sidecar():
     run = sys.modules.get("swanlab_autopatch.tracking.run")
     backend = getattr(run, "_backend", None) if run else None
-    return backend if type(backend).__name__ == "Sidecar" else None
+    return backend if type(backend).__name__ == "HelperProcess" else None
 
 
 def _sample(label):
@@ -521,6 +544,7 @@ def _emit():
         "plan": _plan(), "tid": _P.tid, "steps": _P.steps, "marks": _P.marks,
         "threads": {str(k): v for k, v in _P.comm.items()}, "py_threads": py_threads,
         "onlog": _P.onlog, "onlog_skipped": _P.onlog_skipped, "timed": _P.timed,
+        "watch": _P.watch,
         "handler_log": _P.handler_log, "sink_backlog": _P.sink_backlog,
         "console_mode": _P.console_mode, "ready": _P.ready, "callbacks": _P.callbacks,
         "swanlab_imported": "swanlab" in sys.modules,
@@ -598,6 +622,9 @@ def _install():
 
     def on_ours(mod):
         wrapt.wrap_function_wrapper(mod, "SwanLabAutopatchCallback.on_log", _on_log_switch)
+        if hasattr(mod.SwanLabAutopatchCallback, "on_pre_optimizer_step"):
+            wrapt.wrap_function_wrapper(mod, "SwanLabAutopatchCallback.on_pre_optimizer_step",
+                                        _watch_switch)
         wrapt.wrap_function_wrapper(mod, "SwanLabAutopatchCallback.on_train_begin",
                                     _timed("tracker on_train_begin"))
         wrapt.wrap_function_wrapper(mod, "SwanLabAutopatchCallback._log_texts",
@@ -617,7 +644,7 @@ def _install():
                 return wrapped(*args, **kwargs)
             finally:
                 _P.in_launch = False
-                _record("our Sidecar.launch", _pc() - t0)
+                _record("our HelperProcess.launch", _pc() - t0)
 
         def popen(wrapped, instance, args, kwargs):
             if not _P.in_launch:
@@ -628,9 +655,9 @@ def _install():
             finally:
                 _record("subprocess.Popen of the sidecar", _pc() - t0)
 
-        wrapt.wrap_function_wrapper(mod, "Sidecar.launch", launch)
-        wrapt.wrap_function_wrapper(mod, "Sidecar._offer_remote_run",
-                                    _timed("our Sidecar._offer_remote_run"))
+        wrapt.wrap_function_wrapper(mod, "HelperProcess.launch", launch)
+        wrapt.wrap_function_wrapper(mod, "HelperProcess._offer_remote_run",
+                                    _timed("our HelperProcess._offer_remote_run"))
         import subprocess
         wrapt.wrap_function_wrapper(subprocess, "Popen.__init__", popen)
 
@@ -668,16 +695,16 @@ def _install():
             wrapt.register_post_import_hook(hook, module)
 
         detail("swanlab_autopatch.tracking.run", "active", "log_logs")
-        detail("swanlab_autopatch.tracking.sidecar", "Sidecar.log_logs", "Sidecar._send",
-               "Sidecar._write", "Sidecar._poll")
-        detail("swanlab_autopatch.tracking.channel", "pickled", "Writer.send")
+        detail("swanlab_autopatch.tracking.helper_process", "HelperProcess.log_logs",
+               "HelperProcess._emit", "HelperProcess._write")
+        detail("swanlab_autopatch.channel", "packed_metrics", "Writer.send")
 
     wrapt.register_post_import_hook(on_trainer, "transformers.trainer")
     wrapt.register_post_import_hook(on_handler, "transformers.trainer_callback")
     wrapt.register_post_import_hook(on_ours, "swanlab_autopatch.tracking.callback")
     wrapt.register_post_import_hook(on_run, "swanlab_autopatch.tracking.run")
     wrapt.register_post_import_hook(on_run_config, "swanlab_autopatch.tracking.run_config")
-    wrapt.register_post_import_hook(on_sidecar, "swanlab_autopatch.tracking.sidecar")
+    wrapt.register_post_import_hook(on_sidecar, "swanlab_autopatch.tracking.helper_process")
     wrapt.register_post_import_hook(on_console, "swanlab_autopatch.tracking.console")
     wrapt.register_post_import_hook(on_capture,
                                     "swanlab.sdk.internal.run.components.terminal.capture")
@@ -687,7 +714,7 @@ def _install():
 
 
 # Not in the sidecar (it inherits PYTHONPATH): only the training process is measured.
-if _OUT and "swanlab_autopatch.tracking.sidecar_main" not in getattr(sys, "orig_argv", []):
+if _OUT and "swanlab_autopatch.helper" not in " ".join(getattr(sys, "orig_argv", [])):
     try:
         _install()
     except Exception as exc:  # never break the training
@@ -712,15 +739,49 @@ def _base(variant: str) -> str:
 
 
 
+_HOOK: list = []
+
+
+def _webhook() -> str:
+    """A local webhook answering 200 to everything, for the two channels of the sidecar
+    variants (started once, in this process, for the whole benchmark)."""
+    if not _HOOK:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Ok(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        _HOOK.append(f"http://127.0.0.1:{server.server_address[1]}")
+    return _HOOK[0]
+
+
 def _config(ctx, variant: str, run_dir: Path) -> dict:
     import harness
 
     extra: dict = {"max_steps": MAX_STEPS, "save_steps": MAX_STEPS, "logging_steps": 1}
     if not ctx.smoke:  # one tokenized dataset for every training (the first one prepares it)
         extra["dataset_prepared_path"] = str(ctx.work / "step-cost" / "prepared")
+    if variant == "sidecar-watch":
+        extra["swanlab_watch"] = "all"  # its default interval: logging_steps
     variant = _base(variant)
     if variant in ("sidecar", "inprocess"):
         extra.update(swanlab_project="bench-step-cost", swanlab_mode="offline")
+    if variant == "sidecar":  # alerts are on by default; two channels as a user would set
+        hook = _webhook()  # (issue 23: alerts cost the training nothing measurable)
+        extra.update(swanlab_slack_webhook_url=f"{hook}/slack/services/T0/B0/bench",
+                     swanlab_discord_webhook_url=f"{hook}/discord/api/webhooks/1/bench")
     elif variant == "axolotl":
         extra.update(plugins=["axolotl.integrations.swanlab.SwanLabPlugin"], use_swanlab=True,
                      swanlab_project="bench-step-cost", swanlab_mode="offline")
@@ -742,7 +803,8 @@ def _jobs(smoke: bool) -> list[tuple[str, str]]:
     """(variant, first block) per training. Smoke: one training per variant, orders mixed.
     Full: every variant and diagnostic on-first, then every one off-first, the order rotated."""
     if smoke:
-        return [("untracked", "off"), ("sidecar", "on"), ("inprocess", "off"), ("axolotl", "on")]
+        return [("untracked", "off"), ("sidecar", "on"), ("inprocess", "off"), ("axolotl", "on"),
+                ("sidecar-watch", "on")]
     every = VARIANTS + _diagnostics()
     out = []
     for r, first in enumerate(("on", "off")):
@@ -945,7 +1007,9 @@ def _collect(rs: list[dict]) -> dict:
 
     onlog = [x for r in rs for x in r["onlog"] if _in_blocks(r, x[0]) and x[4]]
     onlog_off = [x for r in rs for x in r["onlog"] if _in_blocks(r, x[0]) and not x[4]]
+    watch = [x for r in rs for x in r.get("watch", []) if _in_blocks(r, x[0]) and x[3]]
     return {
+        "watch_us": [x[1] * 1e6 for x in watch], "watch_cpu_us": [x[2] * 1e6 for x in watch],
         "recs": rs, "n_blocks": len(flat), "steps_per_block": [b["steps"] for b in flat],
         "wall": pairs(lambda b: b["wall_ms"]), "wall_median": pairs(lambda b: b["median_ms"]),
         "train_cpu": pairs(lambda b: b["cpu_ms"]["training"]),
@@ -1095,18 +1159,26 @@ def _section(ctx, recs: dict[str, list[dict]], failures: list[str],
     # Threads.
     for v in tracked:
         r = res[v]
-        counts, names = [], set()
+        counts, names, swanlab_own = [], set(), set()
         for x in r["recs"]:
             mine = [t for t in x["threads"].values() if t["kind"] in ("swanlab", "this package")]
             counts.append(float(len(mine)))
             names |= {t["py"] or t["comm"] for t in mine}
+            swanlab_own |= {t["py"] or t["comm"] for t in mine if t["kind"] == "swanlab"}
         imported = any(x["swanlab_imported"] for x in r["recs"])
         text = (f"{int(max(counts))} thread(s) of SwanLab or this package seen during the "
                 "blocks" + (f" ({', '.join(sorted(names))})" if names else "")
                 + f"; `swanlab` imported in the training process: {'yes' if imported else 'no'}")
         if v == "sidecar":
-            ok = not names and not imported
-            verdict, target = _verdict(smoke, text, ok, not ok), "none"
+            # Since the helper's redesign (issue 22) the training keeps one thread of its own,
+            # blocked reading the helper's status pipe (ready, done, alert lines): it must stay
+            # idle. No thread of SwanLab's, and swanlab not imported.
+            idle = (stats.median(r["track_on"]) if r["track_on"] else 0.0) < 0.005
+            ok = not swanlab_own and not imported and idle
+            text += ("; this package's threads idle (< 0.005 ms CPU per step)" if idle else
+                     "; this package's threads not idle")
+            verdict, target = (_verdict(smoke, text, ok, not ok),
+                               "no SwanLab thread; this package's idle")
         else:
             verdict, target = ("smoke run: " if smoke else "reported: ") + text, \
                 "report (comparison)"
@@ -1114,6 +1186,24 @@ def _section(ctx, recs: dict[str, list[dict]], failures: list[str],
             key(), f"SwanLab threads in the training process, {LABELS[v]}", "threads", counts,
             target=target, verdict=verdict, digits=0))
 
+    # swanlab_watch: all (issue 24): its own added time per step (last, so the other figures keep their keys), at the default interval.
+    if "sidecar-watch" in res:
+        r = res["sidecar-watch"]
+        p = _paired(r["wall"])
+        inner = (f"; inside the callback {stats.median(r['watch_us']):.0f} µs per measured step "
+                 f"(CPU {stats.median(r['watch_cpu_us']):.0f} µs)" if r["watch_us"] else "")
+        if p is None:
+            verdict = "– (fewer than two on blocks)"
+        else:
+            q = tuple(x / r["off_median"] * 100 for x in p)
+            text = (f"paired on − off {p[0]:+.3f} ms per step = {q[0]:+.2f}% of the off step "
+                    f"(90% CI {q[1]:+.2f} … {q[2]:+.2f}%, {len(r['wall'])} on blocks; every "
+                    f"step is an interval step here){inner}")
+            verdict = _verdict(smoke, text, q[2] < 2, q[1] >= 2, q[0] >= 2)
+        sec.figures.append(stats.Figure(
+            key(), f"Added time per step, {LABELS['sidecar-watch']}", "ms",
+            [a - b for a, b in r["wall"]], target="< 2% of the step, averaged over the interval",
+            verdict=verdict, digits=3))
     # -- detail table ----------------------------------------------------------------------
     sec.header = ["Variant", "Off: ms/step", "On − off, ms/step (paired)", "90% CI",
                   "% of off step", "Same, block medians of steps", "Training thread CPU off, "
@@ -1169,6 +1259,10 @@ def _section(ctx, recs: dict[str, list[dict]], failures: list[str],
                         "and takes away only the sidecar's side (it receives nothing: no "
                         "wake-ups, no SwanLab work on the other core), so its on − off is what "
                         "the sidecar's own activity costs the training",
+        "sidecar-watch": "*swanlab_watch: all* switches only the watch (the tracker's "
+                         "`on_pre_optimizer_step` returns at once when off; metrics and console "
+                         "stay on), so its on − off is what the grouped norms, their one read "
+                         "back and their message cost per measured step",
     }
     present = [meaning[v] for v in DIAGNOSTICS if v in res]
     if present:
@@ -1292,8 +1386,8 @@ def _breakdown(res: dict) -> str:
 
     parts = []
     names = ["tracker on_train_begin", "our run_config.build", "our run.start",
-             "our Sidecar.launch", "subprocess.Popen of the sidecar",
-             "our Sidecar._offer_remote_run", "our _log_texts (config texts)", "swanlab.init",
+             "our HelperProcess.launch", "subprocess.Popen of the sidecar",
+             "our HelperProcess._offer_remote_run", "our _log_texts (config texts)", "swanlab.init",
              "Axolotl SwanLabPlugin.pre_model_load",
              "Axolotl's config-file callback on_train_begin", "all callbacks' on_train_begin"]
     for v in ("sidecar", "inprocess", "axolotl", "untracked"):
@@ -1307,7 +1401,7 @@ def _breakdown(res: dict) -> str:
                 items.append(f"{name} {stats.median(xs):.1f} ms")
         parts.append(f"*{LABELS[v]}*: " + (", ".join(items) or "–"))
     return ("Start-up work on the training thread (medians over the trainings; nested: "
-            "`on_train_begin` contains `run.start`, which contains `Sidecar.launch` or "
+            "`on_train_begin` contains `run.start`, which contains `HelperProcess.launch` or "
             "`swanlab.init`): " + "; ".join(parts) + ".")
 
 
@@ -1397,4 +1491,5 @@ def _method(smoke: bool) -> str:
         "is the capture's cost). `on_train_begin`: the tracking callback's, its sub-calls timed "
         "(notes). Targets (issue 18): < 2% added per step; ≤ 0.2 ms of SwanLab-related CPU per "
         "step in the training process; `on_log` ≤ 50 µs; no SwanLab thread in the training "
-        "process; the training never waits for the run to start.")
+        "process; the training never waits for the run to start; `swanlab_watch: all` at its "
+        "default interval < 2% per step (issue 24).")
