@@ -95,12 +95,9 @@ def test_next_swanlab_minor_keeps_its_run(trainer, tmp_path):
     """The next SwanLab minor before it ships: the Axolotl venv's own client (0.10.3) copied
     under version 0.11.0 (tests/support/fake_swanlab.py) into a folder put on PYTHONPATH, so
     every process of the training (the launcher, the trainer, SwanLab's helper process) imports
-    it ahead of site-packages and reads 0.11.0 from its dist-info. No new Axolotl venv.
-
-    The helper process is started with the package's own folder first on its path; with the
-    package installed that is site-packages, which would hide the overlay's client from it. So
-    the overlay also holds a copy of the installed package: that folder is then the overlay."""
-    import shutil
+    it ahead of site-packages and reads 0.11.0 from its dist-info. No new Axolotl venv. (The
+    helper process inherits PYTHONPATH and, with the package installed, adds nothing in front
+    of it: it gets the overlay's client too, which its banner in the run's folder shows.)"""
     import subprocess
 
     overlay = tmp_path / "overlay"
@@ -108,9 +105,6 @@ def test_next_swanlab_minor_keeps_its_run(trainer, tmp_path):
                             str(overlay)], cwd=harness.REPO, capture_output=True, text=True,
                            env=harness.training_env(trainer.venv), timeout=300)
     assert built.returncode == 0, built.stdout + built.stderr
-    site = next(trainer.venv.glob("lib/python3.*/site-packages"))
-    shutil.copytree(site / "swanlab_autopatch", overlay / "swanlab_autopatch",
-                    ignore=shutil.ignore_patterns("__pycache__"))
     result = trainer.run(env={"SWANLAB_MODE": "offline", "PYTHONPATH": str(overlay)},
                          swanlab_project="next-minor")
     assert result.returncode == 0, result.describe()
