@@ -7,7 +7,7 @@ example where ``.pth`` files are not processed) and for tests.
 This module must stay import-free: the start-up file imports it in every Python process.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["__version__", "patch", "unpatch", "is_patched"]
 
 
