@@ -221,10 +221,15 @@ class Writer:
         """Close the pipe's end, exactly once; later sends do nothing."""
         fd, self.fd = self.fd, -1
         if fd >= 0:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            close_quietly(fd)
+
+
+def close_quietly(fd: int) -> None:
+    """Close a descriptor this package owns; one already gone is no error."""
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def _split(data: bytes) -> Iterator[bytes]:

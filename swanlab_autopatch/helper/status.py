@@ -11,6 +11,8 @@ import os
 import threading
 from typing import Any
 
+from swanlab_autopatch.channel import close_quietly
+
 
 class StatusPipe:
     MAX_LINE = 4000  # below PIPE_BUF: a line is written whole or not at all
@@ -44,10 +46,7 @@ class StatusPipe:
     def close(self) -> None:
         fd, self.fd = self.fd, -1
         if fd >= 0:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            close_quietly(fd)
 
 
 class SayToTraining(logging.Handler):

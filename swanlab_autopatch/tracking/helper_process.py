@@ -58,7 +58,7 @@ def _in_forked_child() -> None:
         link._become_fork_copy()
     _live.clear()
     for fd in _launching:
-        _close_quietly(fd)
+        channel.close_quietly(fd)
     _launching.clear()
 
 
@@ -89,13 +89,6 @@ def release_early_console() -> None:
     early, _early = _early, None
     if early is not None:
         early[0].uninstall()
-
-
-def _close_quietly(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
 
 
 def _register_fork_hook() -> None:
@@ -180,15 +173,15 @@ class HelperProcess:
         except Exception as exc:
             _launching.clear()
             for fd in (data_r, data_w, status_r, status_w):
-                _close_quietly(fd)
+                channel.close_quietly(fd)
             shutil.rmtree(workdir, ignore_errors=True)
             log.warning(f"SwanLab's helper process could not be started ({type(exc).__name__}: "
                         f"{exc}); SwanLab runs inside the training process instead.")
             return None
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, masked)
-        _close_quietly(data_r)
-        _close_quietly(status_w)
+        channel.close_quietly(data_r)
+        channel.close_quietly(status_w)
         link = cls(proc, channel.Writer(data_w), status_r, workdir, request, fallback)
         _live.append(link)
         _launching.clear()
@@ -382,7 +375,7 @@ class HelperProcess:
     def _status_eof(self) -> None:
         fd, self.status_fd = self.status_fd, -1
         if fd >= 0:
-            _close_quietly(fd)
+            channel.close_quietly(fd)
         with self._lock:
             self._status_closed = True
             if self.outcome is None:
@@ -581,6 +574,6 @@ class HelperProcess:
         self.writer.broken = True
         for fd in (self.writer.fd, self.status_fd):
             if fd >= 0:
-                _close_quietly(fd)
+                channel.close_quietly(fd)
         self.writer.fd = -1
         self.status_fd = -1
